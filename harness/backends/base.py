@@ -1,0 +1,27 @@
+"""What a generation backend provides to grading: batched generation and, if it can,
+the likelihood of reference answers (for perplexity)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol, Sequence
+
+from harness.data import Example
+from harness.suite import GenerationSpec
+
+
+@dataclass
+class Generation:
+    text: str
+    finish_reason: str            # "eos" (stopped on end-of-turn) | "length" (hit max_new_tokens)
+    output_tokens: int = 0
+    prompt_tokens: int = 0
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+        """Answer each example's prompt messages (its last assistant turn is the reference)."""
+
+    def reference_nll(self, examples: Sequence[Example], batch_size: int) -> Optional[list[tuple[float, int]]]:
+        """(sum of NLL, token count) of each reference answer's assistant tokens; None if unsupported."""

@@ -1,0 +1,153 @@
+"""Batched generation and reference likelihood with a transformers model (CPU or GPU).
+
+Generation: prompts are rendered once by the chat template into token ids (kept, never
+re-tokenized from decoded text), sorted by length so a batch wastes little padding,
+left-padded, and decoded greedily unless the task asks for sampling. Results come back in
+the caller's order.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from harness.backends.base import Generation
+from harness.chat import IGNORE_INDEX, end_of_turn_ids, prompt_ids, tokenize_conversation
+from harness.data import Example
+from harness.suite import GenerationSpec, ModelSpec
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_model_and_tokenizer(path: str, adapter: Optional[str] = None, dtype: str = "auto",
+                             attn_implementation: Optional[str] = None, merge_adapter: bool = False):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(adapter or path) if adapter and _has_tokenizer(adapter) \
+        else AutoTokenizer.from_pretrained(path)
+    kwargs = {}
+    if dtype != "auto":
+        kwargs["dtype"] = DTYPES[dtype]
+    elif not torch.cuda.is_available():
+        kwargs["dtype"] = torch.float32  # CPU: fp32 is both faster and exact here
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        if merge_adapter:
+            model = model.merge_and_unload()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _has_tokenizer(directory: str) -> bool:
+    from pathlib import Path
+
+    return (Path(directory) / "tokenizer_config.json").exists()
+
+
+def parameter_summary(model) -> dict:
+    """Total parameters and the trainable share: the adapter's when there is one (fact 7)."""
+    total = sum(p.numel() for p in model.parameters())
+    adapter = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    trainable = adapter or sum(p.numel() for p in model.parameters() if p.requires_grad) or total
+    return {"total": total, "trainable": trainable, "trainable_share": trainable / total if total else 0.0,
+            "adapter": bool(adapter)}
+
+
+class TransformersBackend:
+    name = "transformers"
+    parameters = None
+
+    def __init__(self, model, tokenizer, device: Optional[str] = None):
+        self.model, self.tokenizer = model, tokenizer
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if next(model.parameters()).device.type != self.device and not hasattr(model, "hf_device_map"):
+            self.model.to(self.device)
+        self.eot = end_of_turn_ids(tokenizer)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, path: str) -> "TransformersBackend":
+        model, tok = load_model_and_tokenizer(path, spec.adapter, spec.dtype, spec.attn_implementation)
+        backend = cls(model, tok)
+        backend.parameters = parameter_summary(model)
+        return backend
+
+    @torch.inference_mode()
+    def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+        was_training = self.model.training
+        self.model.eval()
+        prompts = [prompt_ids(self.tokenizer, ex.prompt_messages) for ex in examples]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[Optional[Generation]] = [None] * len(prompts)
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), gen.batch_size):
+            idx = order[start : start + gen.batch_size]
+            width = max(len(prompts[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            attn = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):  # left padding: generation continues at the right edge
+                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                attn[row, width - len(prompts[i]):] = 1
+            sampling = {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p} \
+                if gen.do_sample else {"do_sample": False}
+            new = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
+                max_new_tokens=gen.max_new_tokens, eos_token_id=self.eot, pad_token_id=pad,
+                **sampling,
+            )[:, width:].tolist()
+            for row, i in enumerate(idx):
+                out[i] = self._finish(new[row], len(prompts[i]))
+        if was_training:
+            self.model.train()
+        return out  # type: ignore[return-value]
+
+    def _finish(self, new_ids: list[int], n_prompt: int) -> Generation:
+        stop = next((k for k, t in enumerate(new_ids) if t in self.eot), None)
+        kept = new_ids if stop is None else new_ids[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+        return Generation(text, "length" if stop is None else "eos", len(kept) + (stop is not None), n_prompt)
+
+    @torch.inference_mode()
+    def reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int = 4096
+                      ) -> list[tuple[float, int]]:
+        """Sum of token NLL over each reference's assistant tokens (incl. its end-of-turn)."""
+        was_training = self.model.training
+        self.model.eval()
+        rows = [tokenize_conversation(self.tokenizer, ex.messages, max_len) for ex in examples]
+        # score only the last assistant turn: that is the graded reference
+        labels_all = []
+        for r in rows:
+            labels = [IGNORE_INDEX] * r.prompt_len + r.labels[r.prompt_len:]
+            labels_all.append(labels)
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(rows[i].input_ids) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            lab = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
+            attn = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                n = len(rows[i].input_ids)
+                ids[row, :n] = torch.tensor(rows[i].input_ids)
+                lab[row, :n] = torch.tensor(labels_all[i])
+                attn[row, :n] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device)).logits
+            logits = logits[:, :-1].float()
+            target = lab[:, 1:].to(self.device)
+            nll = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                ignore_index=IGNORE_INDEX, reduction="none",
+            ).view(target.shape)
+            counted = (target != IGNORE_INDEX)
+            for row, i in enumerate(idx):
+                out[i] = (float(nll[row][counted[row]].sum()), int(counted[row].sum()))
+        if was_training:
+            self.model.train()
+        return out

@@ -1,0 +1,182 @@
+"""Built-in tiny base model, so the default suite runs offline on a CPU.
+
+`builtin:tiny-translator` is a small Qwen3-style model with a BPE tokenizer trained
+locally on the synthetic English/French corpus, pre-trained on translation in *both*
+directions (French→English more than English→French, so the base is stronger in one
+direction than the other, as real base models are). It is built once (about a minute
+on 2 cores) and cached under $HARNESS_CACHE (default ~/.cache/harness).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILTIN_PREFIX = "builtin:"
+
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+@dataclass(frozen=True)
+class TinyRecipe:
+    """Everything that determines the built model; its hash names the cache entry."""
+
+    version: str = "1"
+    vocab_size: int = 1024
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    layers: int = 3
+    heads: int = 4
+    kv_heads: int = 2
+    max_positions: int = 256
+    pretrain_pairs: int = 6000
+    pretrain_steps: int = 500
+    batch_size: int = 48
+    lr: float = 3e-3
+    share_en_fr: float = 0.2   # share of en→fr rows in pre-training; the rest is fr→en
+    seed: int = 0
+
+
+RECIPES = {"tiny-translator": TinyRecipe()}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+def is_builtin(path: str) -> bool:
+    return path.startswith(BUILTIN_PREFIX)
+
+
+def builtin_path(name: str) -> Path:
+    from harness.synthetic.translation import GENERATOR_VERSION
+
+    if name not in RECIPES:
+        raise ValueError(f"unknown built-in model {name!r}; available: {', '.join(RECIPES)}")
+    r = RECIPES[name]
+    return cache_root() / "builtin" / f"{name}-r{r.version}-g{GENERATOR_VERSION}"
+
+
+def resolve_model_path(path: str, log=print) -> str:
+    """'builtin:NAME' → the cached directory (built on first use); anything else unchanged."""
+    if not is_builtin(path):
+        return path
+    name = path[len(BUILTIN_PREFIX):]
+    target = builtin_path(name)
+    if not (target / "config.json").exists():
+        log(f"building built-in model {name} (first use; cached in {target})")
+        build_tiny_translator(target, RECIPES[name], log=log)
+    return str(target)
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def _pretraining_conversations(recipe: TinyRecipe) -> list[list[dict]]:
+    from harness.data import LANGUAGE_NAMES
+    from harness.suite import DataSpec
+    from harness.synthetic import translation_examples
+    from harness.suite import SyntheticSource
+
+    prompt = DataSpec.model_fields["prompt"].default
+    rng = random.Random(recipe.seed)
+    spec = SyntheticSource(kind="translation", direction="en-fr", split="train",
+                           n=recipe.pretrain_pairs, seed=recipe.seed + 1000)
+    convs = []
+    for ex in translation_examples(spec):
+        en, fr = ex.messages[0]["content"], ex.reference
+        src, tgt, s, t = (en, fr, "en", "fr") if rng.random() < recipe.share_en_fr else (fr, en, "fr", "en")
+        user = prompt.format(src_name=LANGUAGE_NAMES[s], tgt_name=LANGUAGE_NAMES[t], source=src)
+        convs.append([{"role": "user", "content": user}, {"role": "assistant", "content": tgt}])
+    return convs
+
+
+def build_tiny_translator(target: Path, recipe: TinyRecipe, log=print) -> Path:
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from harness.chat import IGNORE_INDEX, tokenize_conversation
+
+    t0 = time.time()
+    torch.manual_seed(recipe.seed)
+    convs = _pretraining_conversations(recipe)
+    texts = [m["content"] for c in convs for m in c]
+    tokenizer = train_tokenizer(texts, recipe.vocab_size)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size, num_hidden_layers=recipe.layers,
+        num_attention_heads=recipe.heads, num_key_value_heads=recipe.kv_heads,
+        head_dim=recipe.hidden_size // recipe.heads, max_position_embeddings=recipe.max_positions,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+    )
+    model = Qwen3ForCausalLM(config)
+    rows = [tokenize_conversation(tokenizer, c, recipe.max_positions) for c in convs]
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
+    warmup = max(1, recipe.pretrain_steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / recipe.pretrain_steps)))
+    )
+    rng = random.Random(recipe.seed)
+    model.train()
+    for step in range(recipe.pretrain_steps):
+        batch = rng.sample(rows, recipe.batch_size)
+        width = max(len(r.input_ids) for r in batch)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+        labels = torch.full((len(batch), width), IGNORE_INDEX)
+        attn = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, r in enumerate(batch):
+            ids[i, : len(r.input_ids)] = torch.tensor(r.input_ids)
+            labels[i, : len(r.labels)] = torch.tensor(r.labels)
+            attn[i, : len(r.input_ids)] = 1
+        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 100 == 0 or step == recipe.pretrain_steps - 1:
+            log(f"  pre-training step {step + 1}/{recipe.pretrain_steps}: loss {loss.item():.3f}")
+    model.eval()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # another process won the race; keep its copy
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"built {target.name} in {time.time() - t0:.0f}s ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    return target

@@ -1,0 +1,185 @@
+"""`harness` command line: preflight, train-and-grade, grade, gate, report, schema.
+
+Exit codes: 0 success / gate passed, 1 gate failed, 2 bad input (suite, data, results
+file), 3 the job does not fit in the memory budget. Errors the user can fix print one
+line, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+EXIT_OK = 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Evaluate and diagnose fine-tuning of small LMs.")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary (for CI)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pf = sub.add_parser("preflight", help="estimate peak GPU memory of the suite's training job")
+    pf.add_argument("suite")
+    pf.add_argument("--gpu-memory", help="budget such as 12GiB (default: suite memory.gpu_memory, else NVML)")
+    pf.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+    tg = sub.add_parser("train-and-grade", help="train through TRL, grade every epoch, write the report")
+    tg.add_argument("suite")
+    tg.add_argument("--run-dir", help="write here instead of OUTPUT_DIR/NAME-TIMESTAMP")
+    tg.add_argument("--force", action="store_true", help="train even when preflight says it will not fit")
+    tg.add_argument("--gpu-memory", help="memory budget for the preflight check")
+    tg.add_argument("--no-report", action="store_true")
+
+    gr = sub.add_parser("grade", help="grade checkpoints, adapters or a predictions file without training")
+    gr.add_argument("suite")
+    gr.add_argument("--model", action="append", default=[], help="model dir or hub id (repeat to compare)")
+    gr.add_argument("--adapter", action="append", default=[], help="PEFT adapter for the preceding --model")
+    gr.add_argument("--predictions", type=Path, help="JSONL of {task, id, output[, reference]}; no model loaded")
+    gr.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
+    gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
+    gr.add_argument("--run-dir")
+    gr.add_argument("--no-report", action="store_true")
+
+    ga = sub.add_parser("gate", help="CI regression gate: exit 0 pass, 1 fail, 2 bad input")
+    ga.add_argument("results", help="results.json or its run directory")
+    ga.add_argument("--baseline", help="results of an earlier run to compare against")
+    ga.add_argument("--gates", help="YAML/JSON file with a `gates:` list (default: the suite's gates)")
+    ga.add_argument("--junit", help="write JUnit XML here")
+    ga.add_argument("--markdown", help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    ga.add_argument("--model", help="which model of the results to gate (default: the first)")
+
+    rp = sub.add_parser("report", help="re-render report.html from run directories (several: a comparison)")
+    rp.add_argument("runs", nargs="+")
+    rp.add_argument("-o", "--output", help="output file (default RUN/report.html, or compare.html for several)")
+
+    sc = sub.add_parser("schema", help="print the suite JSON Schema (for editor autocompletion)")
+    sc.add_argument("-o", "--output")
+    return p
+
+
+def _models_from_args(args, suite):
+    from harness.suite import ModelSpec
+
+    if not args.model:
+        return list(suite.models)
+    adapters = args.adapter + [None] * (len(args.model) - len(args.adapter))
+    return [ModelSpec(path=m, adapter=a, name=(Path(a).name if a else None)) for m, a in zip(args.model, adapters)]
+
+
+def _render(run_root: Path, console) -> None:
+    from reports.html import render_report
+
+    out = render_report([run_root])
+    console.print(f"report: {out}")
+
+
+def _summary(results: dict, console) -> None:
+    from rich.table import Table
+
+    for model in results["models"]:
+        table = Table(title=f"{model['name']}", show_lines=False)
+        table.add_column("epoch", justify="right")
+        keys = []
+        for e in model["epochs"]:
+            for t, r in e["tasks"].items():
+                for m, v in r["metrics"].items():
+                    if (t, m) not in keys and v.get("score") is not None:
+                        keys.append((t, m))
+        for t, m in keys:
+            table.add_column(f"{t}\n{m}", justify="right")
+        for e in model["epochs"]:
+            cells = []
+            for t, m in keys:
+                v = e["tasks"].get(t, {}).get("metrics", {}).get(m, {}).get("score")
+                cells.append("" if v is None else f"{v:.2f}")
+            mark = " *" if (model.get("best") or {}).get("epoch") == e["epoch"] else ""
+            table.add_row(f"{e['epoch']}{mark}", *cells)
+        console.print(table)
+        for section in ("audit", "memory"):
+            v = (model.get(section) or {}).get("verdict")
+            if v:
+                console.print(f"{section}: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
+        for name, diag in (model.get("diagnostics") or {}).items():
+            v = (diag or {}).get("verdict")
+            if v:
+                console.print(f"{name}: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
+
+
+def _colour(status: str) -> str:
+    return {"pass": "green", "warn": "yellow", "fail": "red"}.get(status, "white")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+
+    console = Console(stderr=False, quiet=False)
+    log = (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, markup=False, highlight=False))
+    from harness.errors import DoesNotFit, UserError
+    from harness.suite import SuiteError, load_suite
+
+    try:
+        if args.command == "schema":
+            import json
+
+            from harness.suite import suite_json_schema
+
+            text = json.dumps(suite_json_schema(), indent=2) + "\n"
+            if args.output:
+                Path(args.output).write_text(text)
+            else:
+                sys.stdout.write(text)
+            return EXIT_OK
+        if args.command == "preflight":
+            from harness.memory import run_preflight
+
+            return run_preflight(load_suite(args.suite), args.gpu_memory, args.json, console)
+        if args.command == "gate":
+            from harness.gate import run_gate
+
+            return run_gate(args.results, baseline_path=args.baseline, gates_path=args.gates,
+                            junit=args.junit, markdown=args.markdown, model=args.model, console=console)
+        if args.command == "report":
+            from reports.html import render_report
+
+            out = render_report([Path(r) for r in args.runs], Path(args.output) if args.output else None)
+            console.print(f"report: {out}")
+            return EXIT_OK
+        suite = load_suite(args.suite)
+        if args.command == "train-and-grade":
+            from harness.pipeline import train_and_grade
+
+            results, run = train_and_grade(suite, log=log, force=args.force, run_dir=args.run_dir,
+                                           gpu_memory=args.gpu_memory)
+        else:
+            from harness.pipeline import grade_models
+
+            if args.predictions is None and not args.model and not suite.models:
+                raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
+            models = [] if args.predictions is not None and not args.model else _models_from_args(args, suite)
+            results, run = grade_models(suite, models, log=log, run_dir=args.run_dir,
+                                        backend_name=args.backend, predictions=args.predictions,
+                                        endpoint=args.endpoint)
+        _summary(results, console)
+        code = EXIT_OK
+        if suite.gates:
+            from harness.gate import run_gate
+
+            code = run_gate(str(run.results_path), console=console)
+        if not args.no_report:
+            _render(run.root, console)
+        return code
+    except UserError as e:
+        label = "does not fit" if isinstance(e, DoesNotFit) else "error"
+        console.print(f"{label}: {e}", markup=False, highlight=False, style="red")
+        return e.exit_code
+    except KeyboardInterrupt:
+        console.print("interrupted: graded epochs are kept in the run directory", style="yellow")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

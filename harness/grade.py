@@ -1,0 +1,147 @@
+"""Grade a model on every task: generate, score, bootstrap, write per-sample rows.
+
+This is the one function runners call at each epoch end (`grade_epoch`), and what
+`harness grade` calls for a checkpoint or a predictions file. It knows nothing of
+training: it receives a backend, the tasks and their data.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from harness.backends.base import Backend, Generation
+from harness.data import Example, load_rows
+from harness.metrics import build_metrics
+from harness.metrics.base import GradedItem, Metric
+from harness.metrics.bootstrap import bootstrap_ci
+from harness.results import RunDir, write_jsonl
+from harness.suite import BootstrapSpec, Suite, TaskSpec
+
+
+@dataclass
+class LoadedTask:
+    spec: TaskSpec
+    examples: list[Example]
+    metrics: list[Metric]
+
+    @property
+    def needs_generation(self) -> bool:
+        return any(m.needs == "output" for m in self.metrics)
+
+    @property
+    def needs_likelihood(self) -> bool:
+        return any(m.needs == "likelihood" for m in self.metrics)
+
+
+def metric_options(task: TaskSpec, suite: Suite) -> dict[str, dict]:
+    """The task's metric options, with files (the JSON Schema) loaded."""
+    options = {k: dict(v) for k, v in task.metric_options.items()}
+    if task.json_schema:
+        schema = json.loads(suite.resolve(task.json_schema).read_text(encoding="utf-8"))
+        options.setdefault("json_validity", {})["schema"] = schema
+    return options
+
+
+def load_tasks(suite: Suite) -> list[LoadedTask]:
+    return [
+        LoadedTask(t, load_rows(t.data, suite), build_metrics(t.metrics, metric_options(t, suite)))
+        for t in suite.tasks
+    ]
+
+
+def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: BootstrapSpec
+                ) -> tuple[dict, list[dict]]:
+    """Corpus scores with CIs, and per-item scores/stats/details for the sample file."""
+    summary: dict[str, dict] = {}
+    per_item: list[dict] = [{"scores": {}, "stats": {}, "details": {}} for _ in items]
+    for metric in metrics:
+        if metric.needs == "likelihood" and any(it.n_tokens is None for it in items):
+            summary[metric.name] = {"score": None, "skipped": "needs the model's likelihood (not available)"}
+            continue
+        if metric.needs == "output" and any(it.output is None for it in items):
+            summary[metric.name] = {"score": None, "skipped": "needs generated outputs"}
+            continue
+        stats = metric.stats(items)
+        ci = bootstrap_ci(metric, stats, boot.samples, boot.seed)
+        summary[metric.name] = {
+            "score": metric.score(stats), "ci": list(ci) if ci else None,
+            "signature": metric.signature(), "higher_is_better": metric.higher_is_better,
+        }
+        for row, st, det in zip(per_item, stats, metric.details(items)):
+            row["stats"][metric.name] = st.tolist()
+            row["scores"][metric.name] = metric.sample_score(st)
+            if det:
+                row["details"][metric.name] = det
+    return summary, per_item
+
+
+def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec,
+               predictions: Optional[dict[str, dict]] = None) -> tuple[dict, list[dict]]:
+    """Grade one task. With `predictions` (id → {output, ...}) no model is used."""
+    examples = task.examples
+    gens: list[Optional[Generation]] = [None] * len(examples)
+    nll: list[tuple[Optional[float], Optional[int]]] = [(None, None)] * len(examples)
+    t0 = time.perf_counter()
+    if predictions is not None:
+        gens = [Generation(predictions[ex.id]["output"], predictions[ex.id].get("finish_reason") or "eos")
+                for ex in examples]
+    else:
+        if task.needs_generation:
+            gens = backend.generate(examples, task.spec.generation)
+        if task.needs_likelihood:
+            got = backend.reference_nll(examples, task.spec.generation.batch_size)
+            if got is not None:
+                nll = got
+    seconds = time.perf_counter() - t0
+    items = [
+        GradedItem(id=ex.id, source=ex.source_text, reference=ex.reference,
+                   output=g.text if g else None, finish_reason=g.finish_reason if g else None,
+                   nll_sum=n[0], n_tokens=n[1])
+        for ex, g, n in zip(examples, gens, nll)
+    ]
+    metrics, per_item = score_items(task.metrics, items, boot)
+    total_nll = sum(n[0] for n in nll if n[0] is not None)
+    total_tok = sum(n[1] for n in nll if n[1] is not None)
+    record = {
+        "n": len(items),
+        "loss": (total_nll / total_tok) if total_tok else None,
+        "metrics": metrics,
+        "seconds": round(seconds, 3),
+    }
+    rows = [
+        {"id": it.id, "source": it.source, "reference": it.reference, "output": it.output,
+         "finish_reason": it.finish_reason, "nll_sum": it.nll_sum, "n_tokens": it.n_tokens, **extra}
+        for it, extra in zip(items, per_item)
+    ]
+    return record, rows
+
+
+def grade_epoch(backend: Optional[Backend], tasks: list[LoadedTask], boot: BootstrapSpec, run: RunDir,
+                model_name: str, epoch: int, step: int = 0,
+                predictions: Optional[dict[str, dict[str, dict]]] = None,
+                progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Grade every task at one epoch; write samples; return the epoch record for results.json."""
+    record = {"epoch": epoch, "step": step, "checkpoint": None, "train_loss": None, "tasks": {}}
+    for task in tasks:
+        if progress:
+            progress(f"grading {model_name} epoch {epoch}: {task.spec.name}")
+        preds = predictions.get(task.spec.name) if predictions is not None else None
+        task_record, rows = grade_task(backend, task, boot, preds)
+        path = run.samples_path(model_name, epoch, task.spec.name)
+        write_jsonl(path, rows)
+        task_record["samples"] = run.rel(path)
+        record["tasks"][task.spec.name] = task_record
+    return record
+
+
+def headline(epoch_record: dict) -> dict[str, dict[str, float]]:
+    """task → metric → score, for terminal summaries."""
+    return {t: {m: v.get("score") for m, v in r["metrics"].items()} for t, r in epoch_record["tasks"].items()}
+
+
+def stack_stats(rows: list[dict], metric: str) -> np.ndarray:
+    return np.array([r["stats"][metric] for r in rows], dtype=float)

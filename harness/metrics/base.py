@@ -1,0 +1,68 @@
+"""What every metric is: per-sample sufficient statistics plus a corpus aggregate.
+
+Keeping per-sample statistics (not just per-sample scores) is what makes corpus BLEU,
+bootstrap confidence intervals and paired significance tests all computable later from
+the run directory alone: resample rows of the statistics matrix, aggregate again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+@dataclass
+class GradedItem:
+    """One graded test item: what went in, what came out, and the model's likelihood."""
+
+    id: str
+    source: str            # the last user message (what a person reads as the input)
+    reference: str         # the gold assistant answer
+    output: Optional[str] = None          # generated text (None when not generated)
+    finish_reason: Optional[str] = None   # "eos" | "length" | None (unknown: predictions file)
+    nll_sum: Optional[float] = None       # sum of NLL over reference assistant tokens
+    n_tokens: Optional[int] = None        # number of those tokens
+    extra: dict = field(default_factory=dict)
+
+
+class Metric:
+    """A metric with one job. Subclasses set `name`, `higher_is_better`, `needs`."""
+
+    name: str = ""
+    higher_is_better: bool = True
+    needs: str = "output"  # "output" (generated text) or "likelihood" (nll_sum/n_tokens)
+
+    def stats(self, items: Sequence[GradedItem]) -> np.ndarray:
+        """(n_items, k) per-sample sufficient statistics."""
+        raise NotImplementedError
+
+    def score(self, stats: np.ndarray) -> float:
+        """Corpus score from a (possibly resampled) statistics matrix."""
+        raise NotImplementedError
+
+    def sample_score(self, row: np.ndarray) -> float:
+        """Score of one item, for sorting samples in the report. Default: corpus score of one row."""
+        return float(self.score(np.asarray(row, dtype=float)[None, :]))
+
+    def signature(self) -> str:
+        return self.name
+
+    def details(self, items: Sequence[GradedItem]) -> list[dict]:
+        """Optional per-sample diagnostics (e.g. JSON error messages); one dict per item."""
+        return [{} for _ in items]
+
+
+class MeanMetric(Metric):
+    """A metric that is the mean of one per-sample value, reported in percent (0-100)."""
+
+    scale = 100.0
+
+    def value(self, item: GradedItem) -> float:
+        raise NotImplementedError
+
+    def stats(self, items: Sequence[GradedItem]) -> np.ndarray:
+        return np.array([[self.value(it)] for it in items], dtype=float).reshape(len(items), 1)
+
+    def score(self, stats: np.ndarray) -> float:
+        return float(stats[:, 0].mean() * self.scale) if len(stats) else float("nan")

@@ -1,0 +1,32 @@
+"""Perplexity on assistant tokens: exp(sum of NLL / sum of tokens), token-weighted.
+
+Not a mean of per-batch or per-sample means: long answers weigh by their length.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from harness.metrics.base import GradedItem, Metric
+
+
+class Perplexity(Metric):
+    name = "perplexity"
+    higher_is_better = False
+    needs = "likelihood"
+
+    def stats(self, items: Sequence[GradedItem]) -> np.ndarray:
+        return np.array([[it.nll_sum, it.n_tokens] for it in items], dtype=float).reshape(len(items), 2)
+
+    def score(self, stats: np.ndarray) -> float:
+        tokens = stats[:, 1].sum()
+        return math.exp(stats[:, 0].sum() / tokens) if tokens > 0 else float("nan")
+
+    def signature(self) -> str:
+        return "perplexity|tokens:assistant|agg:token-weighted"
+
+
+def perplexity(options: dict) -> list[Metric]:
+    return [Perplexity()]

@@ -1,0 +1,171 @@
+"""The run directory: results.json (versioned), per-sample JSONL, and how to read them back.
+
+Layout of a run directory:
+
+    suite.yaml                                  resolved suite (defaults filled in)
+    results.json                                everything the report and the gate need
+    samples/MODEL/epoch-K/TASK.jsonl            one row per test item, with per-sample stats
+    train_log.jsonl                             one row per logged training step
+    checkpoints/MODEL/epoch-K/                  saved weights (or adapter) per epoch
+    report.html                                 self-contained report
+
+Every write is atomic (temp file + rename), and results.json is rewritten after each graded
+epoch, so an interrupted run keeps what it has graded. The schema is documented in
+docs/results.md; bump SCHEMA_VERSION on any incompatible change.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from harness.errors import UserError
+
+SCHEMA_VERSION = 1
+
+
+class ResultsError(UserError, ValueError):
+    """A results file that cannot be used (missing, corrupt, unknown schema version)."""
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN/inf: store them as null so every reader can parse the file."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _clean(obj.item())
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    return obj
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(_clean(obj), indent=1, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(_clean(r), ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def safe_name(name: str) -> str:
+    """A model or task name as a path component."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def results_path(self) -> Path:
+        return self.root / "results.json"
+
+    def samples_path(self, model: str, epoch: int, task: str) -> Path:
+        return self.root / "samples" / safe_name(model) / f"epoch-{epoch}" / f"{safe_name(task)}.jsonl"
+
+    def checkpoint_path(self, model: str, epoch: int) -> Path:
+        return self.root / "checkpoints" / safe_name(model) / f"epoch-{epoch}"
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.root))
+
+
+def new_results(suite_name: str, suite: dict, environment: dict) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "suite_name": suite_name,
+        "suite": suite,
+        "environment": environment,
+        "status": "running",
+        "models": [],
+        "gates": None,
+    }
+
+
+def load_results(path: str | Path) -> tuple[dict, RunDir]:
+    """Read results.json (or a run directory holding one); check the schema version."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.exists():
+        raise ResultsError(f"{p}: results file not found")
+    try:
+        results = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from None
+    version = results.get("schema_version") if isinstance(results, dict) else None
+    if not isinstance(version, int):
+        raise ResultsError(f"{p}: no schema_version: not a harness results file")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{p}: results schema version {version} is newer than this harness reads "
+            f"({SCHEMA_VERSION}): upgrade harness"
+        )
+    if version < 1:
+        raise ResultsError(f"{p}: unknown results schema version {version}")
+    return results, RunDir(p.parent)
+
+
+def find_model(results: dict, name: Optional[str] = None) -> dict:
+    models = results["models"]
+    if name is None:
+        return models[0]
+    for m in models:
+        if m["name"] == name:
+            return m
+    raise ResultsError(f"no model {name!r} in results (have: {', '.join(m['name'] for m in models)})")
+
+
+def find_epoch(model: dict, which: Any) -> dict:
+    """'best' | 'last' | an epoch number → that epoch's record."""
+    epochs = model["epochs"]
+    if not epochs:
+        raise ResultsError(f"model {model['name']!r} has no graded epochs")
+    if which == "last":
+        return epochs[-1]
+    if which == "best":
+        best = (model.get("best") or {}).get("epoch")
+        which = best if best is not None else epochs[-1]["epoch"]
+    for e in epochs:
+        if e["epoch"] == int(which):
+            return e
+    raise ResultsError(f"model {model['name']!r} has no epoch {which} (have {[e['epoch'] for e in epochs]})")
+
+
+def load_sample_stats(run: RunDir, task_record: dict, metric: str) -> Optional[tuple[list[str], np.ndarray]]:
+    """(item ids, per-sample statistics) of one metric for one graded task, or None if absent."""
+    rel = task_record.get("samples")
+    if not rel or not (run.root / rel).exists():
+        return None
+    rows = read_jsonl(run.root / rel)
+    if not rows or metric not in rows[0].get("stats", {}):
+        return None
+    return [r["id"] for r in rows], np.array([r["stats"][metric] for r in rows], dtype=float)

@@ -1,0 +1,391 @@
+"""Suite YAML → typed config, validated whole before anything runs.
+
+This is the one boundary where raw dicts exist. Every error becomes a single
+`SuiteError` line naming the file, the line, the field and the fix; the CLI turns
+it into exit code 2.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from harness.errors import UserError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SUITE_SCHEMA_VERSION = 1
+
+
+class SuiteError(UserError, ValueError):
+    """A user-facing configuration error; str() is the whole one-line message."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+class SyntheticSource(_Strict):
+    """Data the project generates itself (runs offline)."""
+
+    kind: Literal["translation", "json_extraction", "summarisation", "math"] = "translation"
+    direction: Optional[str] = Field(None, description="For translation: 'en-fr' or 'fr-en'.")
+    split: Literal["train", "val", "test"] = "train"
+    n: int = Field(200, ge=1, description="Number of rows to generate.")
+    seed: int = 0
+
+
+class DataSpec(_Strict):
+    """One data source. Exactly one of path / parallel / hf / synthetic is set."""
+
+    path: Optional[str] = Field(
+        None, description="JSONL file: rows with `messages`, or `prompt`/`completion`."
+    )
+    parallel: Optional[dict[str, str]] = Field(
+        None,
+        description="Plain parallel text (one sentence a line, optionally .gz): "
+        "{source: FILE, target: FILE}.",
+    )
+    hf: Optional[dict[str, Any]] = Field(
+        None, description="Hugging Face dataset: {name, config, split, source_field, target_field}."
+    )
+    synthetic: Optional[SyntheticSource] = None
+    direction: Optional[str] = Field(
+        None, description="Translation direction 'src-tgt' (e.g. 'en-fr') for parallel/hf data."
+    )
+    prompt: str = Field(
+        "Translate {src_name} to {tgt_name}:\n{source}",
+        description="Prompt template for parallel/hf/synthetic translation rows.",
+    )
+    system: Optional[str] = Field(None, description="Optional system message for every row.")
+    limit: Optional[int] = Field(None, ge=1, description="Keep the first N rows.")
+    offset: int = Field(0, ge=0, description="Skip the first N rows.")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> "DataSpec":
+        set_ = [k for k in ("path", "parallel", "hf", "synthetic") if getattr(self, k) is not None]
+        if len(set_) != 1:
+            raise ValueError(
+                f"give exactly one of path, parallel, hf, synthetic (got {', '.join(set_) or 'none'})"
+            )
+        if self.parallel is not None:
+            missing = {"source", "target"} - set(self.parallel)
+            if missing:
+                raise ValueError(f"parallel needs keys source and target (missing {sorted(missing)})")
+            if not self.direction:
+                raise ValueError("parallel data needs `direction`, e.g. direction: en-fr")
+        return self
+
+
+# -------------------------------------------------------------------------- model
+class ModelSpec(_Strict):
+    name: Optional[str] = Field(None, description="Label in results and report.")
+    path: str = Field(
+        ...,
+        description="Local directory, hub id, or 'builtin:tiny-translator' (built and cached offline).",
+    )
+    adapter: Optional[str] = Field(None, description="PEFT adapter directory to apply on top.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Optional[Literal["eager", "sdpa", "flash_attention_2"]] = None
+
+    @model_validator(mode="after")
+    def _default_name(self) -> "ModelSpec":
+        if self.name is None:
+            object.__setattr__(self, "name", Path(self.path.split(":")[-1]).name or self.path)
+        return self
+
+
+# -------------------------------------------------------------------------- train
+class LoraSpec(_Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: Union[Literal["all-linear"], list[str]] = "all-linear"
+
+
+class EarlyStoppingSpec(_Strict):
+    metric: str = Field(
+        ..., description="'TASK/METRIC' from the harness's grading (e.g. en-fr/bleu) or 'TASK/loss'."
+    )
+    patience: int = Field(2, ge=1, description="Stop after N graded epochs without improvement.")
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainSpec(_Strict):
+    data: list[DataSpec] = Field(..., min_length=1)
+    method: Literal["full", "lora", "qlora"] = "full"
+    backend: Literal["trl", "unsloth"] = "trl"
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_seq_len: int = Field(512, ge=8)
+    optimizer: Literal["adamw", "adamw_8bit", "sgd", "adafactor"] = "adamw"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    gradient_checkpointing: bool = False
+    packing: bool = False
+    assistant_only_loss: bool = True
+    seed: int = 0
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    early_stopping: Optional[EarlyStoppingSpec] = None
+    save_checkpoints: bool = True
+    logging_steps: int = Field(5, ge=1)
+
+
+# -------------------------------------------------------------------------- tasks
+METRIC_NAMES = (
+    "bleu", "chrf", "ter", "perplexity", "usability", "json_validity", "rouge", "exact_match",
+)
+
+
+class GenerationSpec(_Strict):
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1)
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class TaskSpec(_Strict):
+    name: str = Field(..., description="Task name, e.g. 'en-fr'; used as the results key.")
+    data: DataSpec
+    metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "perplexity", "usability"])
+    metric_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-metric options, e.g. {rouge: {tokenizer: char}}."
+    )
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    json_schema: Optional[str] = Field(None, description="JSON Schema file for json_validity.")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if m not in METRIC_NAMES:
+                hint = difflib.get_close_matches(m, METRIC_NAMES, n=1)
+                raise ValueError(
+                    f"unknown metric {m!r}"
+                    + (f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(METRIC_NAMES)}")
+                )
+        return v
+
+
+# ------------------------------------------------------------------ diagnostics etc
+class ForgettingSpec(_Strict):
+    threshold: float = Field(1.0, ge=0, description="Points below baseline that count as a drop.")
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class AuditSpec(_Strict):
+    fail_on_error: bool = Field(True, description="Stop the run when a pre-training audit fails.")
+    max_truncated_share: float = Field(0.05, ge=0, le=1)
+
+
+class DiagnosticsSpec(_Strict):
+    forgetting: ForgettingSpec = Field(default_factory=ForgettingSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
+    smoothing: int = Field(1, ge=1, description="Moving-average window for noisy series.")
+
+
+class GateSpec(_Strict):
+    task: str
+    metric: str
+    min: Optional[float] = Field(None, description="Absolute floor.")
+    max: Optional[float] = Field(None, description="Absolute ceiling (for lower-is-better metrics).")
+    max_drop_from_base: Optional[float] = Field(None, description="Forgetting budget vs epoch 0.")
+    max_drop_from_baseline: Optional[float] = Field(
+        None, description="Regression budget vs a baseline results file."
+    )
+    checkpoint: Union[Literal["best", "last"], int] = "best"
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class BootstrapSpec(_Strict):
+    samples: int = Field(1000, ge=0, description="Bootstrap resamples for 95% CIs (0 disables).")
+    seed: int = 0
+
+
+class MemorySpec(_Strict):
+    gpu_memory: Optional[str] = Field(None, description="Budget such as '12GiB'; else read via NVML.")
+    eval_batch_size: Optional[int] = None
+
+
+class Suite(_Strict):
+    name: str
+    description: str = ""
+    models: list[ModelSpec] = Field(..., min_length=1)
+    train: Optional[TrainSpec] = None
+    tasks: list[TaskSpec] = Field(..., min_length=1)
+    diagnostics: DiagnosticsSpec = Field(default_factory=DiagnosticsSpec)
+    gates: list[GateSpec] = Field(default_factory=list)
+    bootstrap: BootstrapSpec = Field(default_factory=BootstrapSpec)
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+    output_dir: str = Field("runs", description="Runs are written to OUTPUT_DIR/NAME-TIMESTAMP.")
+    # Where relative paths resolve: the suite file's directory (set by load_suite).
+    base_dir: str = Field(".", exclude=True, json_schema_extra={"hidden": True})
+
+    @model_validator(mode="after")
+    def _unique_task_names(self) -> "Suite":
+        names = [t.name for t in self.tasks]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"task names must be unique; repeated: {sorted(dup)}")
+        return self
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p)
+
+    def task(self, name: str) -> TaskSpec:
+        return next(t for t in self.tasks if t.name == name)
+
+
+# ----------------------------------------------------------------------- loading
+def _line_map(text: str) -> dict[tuple, int]:
+    """Map each YAML path (tuple of keys/indices) to its 1-based line number."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                lines[path + (k.value,)] = k.start_mark.line + 1
+                walk(v, path + (k.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `loc` (for 'did you mean')."""
+    model: Any = Suite
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return None
+        ann = fields[part].annotation
+        model = _unwrap_model(ann)
+        if model is None:
+            return None
+    return model
+
+
+def _unwrap_model(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_error(err: dict, file: str, lines: dict[tuple, int]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # pydantic puts union-member names in loc; drop tags that aren't real keys.
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    line = None
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            line = lines[loc[:n]]
+            break
+    where = f"{file}:{line}" if line else file
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(loc)
+        known = [k for k in (owner.model_fields if owner else {}) if k != "base_dir"]
+        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(known)}"
+        return f"{where}: unknown key '{field}': {fix}"
+    if kind == "missing":
+        return f"{where}: missing required field '{field}': add it"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    got_s = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    return f"{where}: field '{field}': {msg}{got_s}"
+
+
+def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") -> Suite:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise SuiteError(f"{file}{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{file}: a suite is a YAML mapping with keys name, models, tasks")
+    try:
+        suite = Suite.model_validate({**raw, "base_dir": str(base_dir)})
+    except ValidationError as e:
+        lines = _line_map(text)
+        errors = [_format_error(err, file, lines) for err in e.errors()]
+        raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
+    _check_files(suite, file, lines=_line_map(text))
+    return suite
+
+
+def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
+    """Missing files are configuration errors too: report them before any work starts."""
+
+    def check(path: Optional[str], loc: tuple) -> None:
+        if path is None:
+            return
+        p = suite.resolve(path)
+        if not p.exists():
+            line = lines.get(loc)
+            where = f"{file}:{line}" if line else file
+            raise SuiteError(
+                f"{where}: field '{'.'.join(map(str, loc))}': file not found: {p} "
+                f"(paths are relative to the suite file)"
+            )
+
+    def check_data(d: DataSpec, loc: tuple) -> None:
+        check(d.path, loc + ("path",))
+        if d.parallel:
+            for side in ("source", "target"):
+                check(d.parallel[side], loc + ("parallel", side))
+
+    if suite.train:
+        for i, d in enumerate(suite.train.data):
+            check_data(d, ("train", "data", i))
+    for i, t in enumerate(suite.tasks):
+        check_data(t.data, ("tasks", i, "data"))
+        check(t.json_schema, ("tasks", i, "json_schema"))
+    for i, m in enumerate(suite.models):
+        if m.adapter:
+            check(m.adapter, ("models", i, "adapter"))
+        looks_local = m.path.startswith((".", "/", "~")) or m.path.count("/") > 1
+        if looks_local:
+            check(m.path, ("models", i, "path"))
+
+
+def load_suite(path: str | Path) -> Suite:
+    p = Path(path)
+    if not p.exists():
+        raise SuiteError(f"{p}: suite file not found")
+    return parse_suite(p.read_text(encoding="utf-8"), file=str(p), base_dir=p.parent)
+
+
+def suite_json_schema() -> dict:
+    """JSON Schema of the suite format, for editor autocompletion (docs/suite.schema.json)."""
+    schema = Suite.model_json_schema()
+    schema["properties"].pop("base_dir", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "harness suite"
+    return schema
+
+
+def dump_suite(suite: Suite) -> str:
+    """The resolved suite (defaults filled in), as stored in every run directory."""
+    return yaml.safe_dump(json.loads(suite.model_dump_json(exclude={"base_dir"})), sort_keys=False)

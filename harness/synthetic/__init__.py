@@ -1,0 +1,66 @@
+"""The project's own data generators, so every built-in suite runs offline.
+
+Each generator is deterministic for a seed. Splits are assigned by a hash of the row's
+source text, so train, val and test never share a row whatever sizes are asked for.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Iterator
+
+from harness.suite import SyntheticSource
+
+SPLIT_OF_BUCKET = {0: "test", 1: "val"}  # buckets 2..19 are train: 90% / 5% / 5%
+
+
+def split_of(text: str) -> str:
+    bucket = int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16) % 20
+    return SPLIT_OF_BUCKET.get(bucket, "train")
+
+
+def _unique_in_split(stream: Callable[[int, int], list], key, split: str, n: int, seed: int) -> list:
+    """Draw from `stream(count, seed)` until n distinct rows of the wanted split are found."""
+    out, seen, round_ = [], set(), 0
+    while len(out) < n:
+        batch = stream(max(4 * n, 200) * (2 if split != "train" else 1) * 5, seed + 7919 * round_)
+        for row in batch:
+            k = key(row)
+            if k in seen or split_of(k) != split:
+                continue
+            seen.add(k)
+            out.append(row)
+            if len(out) == n:
+                break
+        round_ += 1
+        if round_ > 50:
+            raise RuntimeError(f"generator could not produce {n} distinct {split} rows")
+    return out
+
+
+def translation_examples(spec: SyntheticSource):
+    from harness.data import Example
+    from harness.synthetic.translation import generate_pairs
+
+    direction = spec.direction or "en-fr"
+    if direction not in ("en-fr", "fr-en"):
+        raise ValueError(f"synthetic translation supports en-fr and fr-en, not {direction!r}")
+    pairs = _unique_in_split(generate_pairs, key=lambda p: p[0], split=spec.split, n=spec.n, seed=spec.seed)
+    for i, (en, fr) in enumerate(pairs):
+        src, tgt = (en, fr) if direction == "en-fr" else (fr, en)
+        yield Example(
+            id=f"{direction}-{spec.split}-{i:05d}",
+            messages=[{"role": "user", "content": src}, {"role": "assistant", "content": tgt}],
+            origin=f"synthetic:translation:{spec.split}",
+            meta={"direction": direction},
+        )
+
+
+GENERATORS: dict[str, Callable[[SyntheticSource], Iterator]] = {
+    "translation": translation_examples,
+}
+
+
+def generate_examples(spec: SyntheticSource):
+    if spec.kind not in GENERATORS:
+        raise ValueError(f"no synthetic generator for {spec.kind!r} yet")
+    return list(GENERATORS[spec.kind](spec))

@@ -1,0 +1,189 @@
+"""TRL SFT runner: full fine-tuning, LoRA or QLoRA, graded at the end of every epoch.
+
+Read it top to bottom, like a recipe:
+  1. load    model and tokenizer (Unsloth when the suite asks and a GPU is there; PEFT for LoRA)
+  2. data    conversations → token ids and assistant-only labels (harness.chat), as a Dataset
+  3. config  the suite's hyper-parameters → SFTConfig
+  4. loop    SFTTrainer.train(); at each epoch end: save a checkpoint, call the grading
+             function the caller gave us, stop early if it says so
+Reusable pieces (tokenization, grading, memory probes) live in the harness package.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from harness.chat import TokenizedExample, tokenize_conversation
+from harness.data import Example
+from harness.errors import UserError
+from harness.suite import ModelSpec, TrainSpec
+
+OPTIMIZERS = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "sgd": "sgd", "adafactor": "adafactor"}
+
+# on_epoch_end(epoch, global_step, model) -> True to stop training
+EpochHook = Callable[[int, int, torch.nn.Module], bool]
+
+
+class RunnerError(UserError):
+    """A training setup problem with a fix the user can make (one line)."""
+
+
+# ------------------------------------------------------------------ 1. load
+def load(spec: ModelSpec, path: str, train: TrainSpec):
+    """Model and tokenizer ready for training with the suite's method."""
+    if train.backend == "unsloth":
+        return _load_unsloth(path, train)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict = {"dtype": torch.float32}
+    if spec.attn_implementation:
+        kwargs["attn_implementation"] = spec.attn_implementation
+    if train.method == "qlora":
+        kwargs.update(_qlora_kwargs())
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if train.method in ("lora", "qlora"):
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if train.method == "qlora":
+            model = prepare_model_for_kbit_training(model, train.gradient_checkpointing)
+        model = get_peft_model(model, LoraConfig(
+            r=train.lora.r, lora_alpha=train.lora.alpha, lora_dropout=train.lora.dropout,
+            target_modules=train.lora.target_modules, task_type="CAUSAL_LM",
+        ))
+    return model, tokenizer
+
+
+def _qlora_kwargs() -> dict:
+    if not torch.cuda.is_available():
+        raise RunnerError("method: qlora needs a CUDA GPU (bitsandbytes 4-bit); use method: lora on CPU")
+    try:
+        from transformers import BitsAndBytesConfig
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise RunnerError("method: qlora needs bitsandbytes: pip install 'harness[qlora]'") from None
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16), "dtype": torch.bfloat16}
+
+
+def _load_unsloth(path: str, train: TrainSpec):
+    if not torch.cuda.is_available():
+        raise RunnerError("backend: unsloth needs a CUDA GPU; use backend: trl on this machine")
+    try:
+        from unsloth import FastLanguageModel
+    except ImportError:
+        raise RunnerError("backend: unsloth is not installed: pip install 'harness[unsloth]'") from None
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        path, max_seq_length=train.max_seq_len, load_in_4bit=train.method == "qlora")
+    if train.method in ("lora", "qlora"):
+        targets = (["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+                   if train.lora.target_modules == "all-linear" else train.lora.target_modules)
+        model = FastLanguageModel.get_peft_model(
+            model, r=train.lora.r, lora_alpha=train.lora.alpha, lora_dropout=train.lora.dropout,
+            target_modules=targets, use_gradient_checkpointing=train.gradient_checkpointing)
+    return model, tokenizer
+
+
+# ------------------------------------------------------------------ 2. data
+def tokenize_rows(tokenizer, rows: list[Example], train: TrainSpec) -> list[TokenizedExample]:
+    return [tokenize_conversation(tokenizer, ex.messages, train.max_seq_len, train.assistant_only_loss)
+            for ex in rows]
+
+
+def to_dataset(tokenized: list[TokenizedExample]):
+    from datasets import Dataset
+
+    # Labels are built here, so TRL leaves them as they are (assistant-only, end-of-turn learned).
+    return Dataset.from_list([{"input_ids": t.input_ids, "labels": t.labels} for t in tokenized])
+
+
+# ------------------------------------------------------------------ 3. config
+def sft_config(train: TrainSpec, output_dir: Path):
+    from trl import SFTConfig
+
+    use_cpu = not torch.cuda.is_available()
+    if train.precision == "fp16" and use_cpu:
+        raise RunnerError("precision: fp16 needs a GPU; use fp32 or bf16 on CPU")
+    return SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=train.epochs,
+        learning_rate=train.lr,
+        lr_scheduler_type=train.scheduler,
+        warmup_steps=train.warmup_ratio,           # a float below 1 is a ratio of total steps
+        weight_decay=train.weight_decay,
+        per_device_train_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.grad_accum,
+        max_length=train.max_seq_len,
+        packing=train.packing,
+        optim=OPTIMIZERS[train.optimizer],
+        bf16=train.precision == "bf16",
+        fp16=train.precision == "fp16",
+        gradient_checkpointing=train.gradient_checkpointing,
+        seed=train.seed,
+        data_seed=train.seed,
+        logging_steps=train.logging_steps,
+        save_strategy="no",                        # checkpoints are ours: one per graded epoch
+        eval_strategy="no",                        # validation is the harness's grading
+        report_to=[],
+        use_cpu=use_cpu,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+# ------------------------------------------------------------------ 4. loop
+@dataclass
+class TrainRecord:
+    log: list[dict] = field(default_factory=list)
+    steps_per_epoch: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    def as_dict(self) -> dict:
+        return {"log": self.log, "steps_per_epoch": self.steps_per_epoch,
+                "seconds": round(self.seconds, 2), "stopped_early": self.stopped_early}
+
+
+def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: TrainSpec, work_dir: Path,
+          on_epoch_end: EpochHook, on_log: Optional[Callable[[dict], None]] = None,
+          extra_callbacks: tuple = ()) -> TrainRecord:
+    from transformers import TrainerCallback
+    from trl import SFTTrainer
+
+    record = TrainRecord(steps_per_epoch=math.ceil(
+        math.ceil(len(tokenized) / train_spec.batch_size) / train_spec.grad_accum))
+
+    class EpochGrading(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                row = {"step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                       "loss": logs["loss"], "lr": logs.get("learning_rate"),
+                       "grad_norm": logs.get("grad_norm")}
+                record.log.append(row)
+                if on_log:
+                    on_log(row)
+
+        def on_epoch_end(self, args, state, control, model=None, **kw):
+            if on_epoch_end(round(state.epoch), state.global_step, model):
+                record.stopped_early = True
+                control.should_training_stop = True
+
+    trainer = SFTTrainer(
+        model=model, args=sft_config(train_spec, work_dir), train_dataset=to_dataset(tokenized),
+        processing_class=tokenizer, callbacks=[EpochGrading(), *extra_callbacks],
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the harness prints its own progress lines
+    t0 = time.perf_counter()
+    trainer.train()
+    record.seconds = time.perf_counter() - t0
+    return record

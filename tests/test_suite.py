@@ -1,0 +1,99 @@
+"""Suite loading: valid suites become typed objects; every mistake is one clear line."""
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.suite import SuiteError, load_suite, parse_suite, suite_json_schema
+
+REPO = Path(__file__).resolve().parents[1]
+
+MINIMAL = """\
+name: t
+models:
+  - path: builtin:tiny-translator
+tasks:
+  - name: en-fr
+    data: {synthetic: {kind: translation, direction: en-fr, split: val, n: 5}}
+"""
+
+
+def _error(text: str, tmp_path: Path) -> str:
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    with pytest.raises(SuiteError) as e:
+        load_suite(f)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert str(f) in msg
+    return msg
+
+
+@pytest.mark.parametrize("suite", sorted((REPO / "suites").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_suites_load(suite):
+    s = load_suite(suite)
+    assert s.tasks and s.models
+
+
+def test_defaults_filled_in():
+    s = parse_suite(MINIMAL)
+    assert s.tasks[0].metrics == ["bleu", "chrf", "perplexity", "usability"]
+    assert s.tasks[0].generation.do_sample is False
+    assert s.models[0].name == "tiny-translator"
+    assert s.train is None
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    msg = _error(MINIMAL + "train:\n  data: [{synthetic: {n: 3}}]\n  epochz: 3\n", tmp_path)
+    assert "s.yaml:9" in msg and "train.epochz" in msg and "did you mean 'epochs'" in msg
+
+
+def test_wrong_type_names_line_and_field(tmp_path):
+    msg = _error(MINIMAL + "train:\n  data: [{synthetic: {n: 3}}]\n  lr: fast\n", tmp_path)
+    assert "s.yaml:9" in msg and "train.lr" in msg and "'fast'" in msg
+
+
+def test_unknown_metric_suggests(tmp_path):
+    msg = _error(MINIMAL + "    metrics: [bleu, chfr]\n", tmp_path)
+    assert "chfr" in msg and "did you mean 'chrf'" in msg
+
+
+def test_missing_file_is_reported_relative_to_suite(tmp_path):
+    text = MINIMAL.replace("{synthetic: {kind: translation, direction: en-fr, split: val, n: 5}}",
+                           "{path: data/missing.jsonl}")
+    msg = _error(text, tmp_path)
+    assert "missing.jsonl" in msg and "file not found" in msg and ":6" in msg
+
+
+def test_missing_required_field(tmp_path):
+    msg = _error("name: t\nmodels: [{path: x}]\n", tmp_path)
+    assert "missing required field 'tasks'" in msg
+
+
+def test_bad_yaml_gives_line(tmp_path):
+    msg = _error("name: t\nmodels: [\n  - oops: : :\n", tmp_path)
+    assert "not valid YAML" in msg
+
+
+def test_parallel_needs_direction(tmp_path):
+    (tmp_path / "a.en").write_text("hi\n")
+    (tmp_path / "a.fr").write_text("salut\n")
+    msg = _error(MINIMAL.replace("{synthetic: {kind: translation, direction: en-fr, split: val, n: 5}}",
+                                 "{parallel: {source: a.en, target: a.fr}}"), tmp_path)
+    assert "direction" in msg
+
+
+def test_duplicate_task_names(tmp_path):
+    msg = _error(MINIMAL + MINIMAL.split("tasks:\n")[1], tmp_path)
+    assert "unique" in msg
+
+
+def test_published_schema_is_current_and_validates_shipped_suites():
+    import yaml
+
+    published = json.loads((REPO / "docs" / "suite.schema.json").read_text())
+    assert published == json.loads(json.dumps(suite_json_schema())), \
+        "docs/suite.schema.json is stale: run `harness schema -o docs/suite.schema.json`"
+    for path in (REPO / "suites").glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(path.read_text()), published)
