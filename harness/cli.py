@@ -116,7 +116,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     from rich.console import Console
 
-    console = Console(stderr=False, quiet=False)
+    console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     log = (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, markup=False, highlight=False))
     from harness.errors import DoesNotFit, UserError
     from harness.suite import SuiteError, load_suite
@@ -174,10 +174,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return code
     except UserError as e:
         label = "does not fit" if isinstance(e, DoesNotFit) else "error"
-        console.print(f"{label}: {e}", markup=False, highlight=False, style="red")
+        errors.print(f"{label}: {e}", markup=False, highlight=False, style="red", soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
-        console.print("interrupted: graded epochs are kept in the run directory", style="yellow")
+        errors.print("interrupted: graded epochs are kept in the run directory", style="yellow")
         return 130
 
 

@@ -53,6 +53,9 @@ def paired_bootstrap(
     deltas = np.array(
         [metric.score(stats_new[idx]) - metric.score(stats_old[idx]) for idx in _indices(n, samples, seed)]
     )
+    deltas = deltas[~np.isnan(deltas)]
+    if not len(deltas):
+        return {"delta": float(delta), "ci": None, "p_value": None, "samples": 0}
     alpha = (1 - confidence) / 2
     if delta >= 0:
         p = 2 * float(np.mean(deltas <= 0))

@@ -32,7 +32,11 @@ class _Sacrebleu(Metric):
         return float(self.impl._compute_score_from_stats(as_int).score)
 
     def signature(self) -> str:
-        return str(self.impl.get_signature())
+        try:
+            return str(self.impl.get_signature())
+        except ValueError:  # sacrebleu learns the reference count from its first corpus
+            self.impl._extract_corpus_statistics(["x"], [["x"]])
+            return str(self.impl.get_signature())
 
 
 def bleu(options: dict) -> list[Metric]:

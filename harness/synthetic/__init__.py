@@ -55,8 +55,45 @@ def translation_examples(spec: SyntheticSource):
         )
 
 
+def _prompted_examples(spec: SyntheticSource, generate_rows, prompt: str, meta_of):
+    """Rows with `.text` and `.answer` → single-turn Examples: prompt + text → answer."""
+    from harness.data import Example
+
+    rows = _unique_in_split(generate_rows, key=lambda r: r.text, split=spec.split, n=spec.n, seed=spec.seed)
+    for i, row in enumerate(rows):
+        yield Example(
+            id=f"{spec.kind}-{spec.split}-{i:05d}",
+            messages=[{"role": "user", "content": prompt + row.text},
+                      {"role": "assistant", "content": row.answer}],
+            origin=f"synthetic:{spec.kind}:{spec.split}",
+            meta=meta_of(row),
+        )
+
+
+def json_extraction_examples(spec: SyntheticSource):
+    from harness.synthetic import json_extraction as g
+
+    return _prompted_examples(spec, g.generate_rows, g.PROMPT, lambda r: {"fields": r.fields})
+
+
+def summarisation_examples(spec: SyntheticSource):
+    from harness.synthetic import summarisation as g
+
+    return _prompted_examples(spec, g.generate_rows, g.PROMPT, lambda r: {"headline": r.headline})
+
+
+def math_examples(spec: SyntheticSource):
+    from harness.synthetic import math as g
+
+    return _prompted_examples(spec, g.generate_rows, g.PROMPT,
+                              lambda r: {"expression": r.expression, "operations": r.operations})
+
+
 GENERATORS: dict[str, Callable[[SyntheticSource], Iterator]] = {
     "translation": translation_examples,
+    "json_extraction": json_extraction_examples,
+    "summarisation": summarisation_examples,
+    "math": math_examples,
 }
 
 

@@ -1,0 +1,176 @@
+"""train-and-grade and grade end to end on a tiny local model: real TRL, real sacrebleu."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.results import load_results, read_jsonl
+from harness.suite import parse_suite
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
+
+
+def _suite(model_dir: Path, tmp_path: Path, extra: str = "", tasks: str | None = None):
+    tasks = tasks or """
+tasks:
+  - name: en-fr
+    data: {synthetic: {kind: translation, direction: en-fr, split: val, n: 16}}
+    generation: {max_new_tokens: 24, batch_size: 16}
+  - name: fr-en
+    data: {synthetic: {kind: translation, direction: fr-en, split: val, n: 16}}
+    generation: {max_new_tokens: 24, batch_size: 16}
+"""
+    text = f"""
+name: tiny
+models: [{{name: tiny, path: {model_dir}}}]
+train:
+  data: [{{synthetic: {{kind: translation, direction: en-fr, split: train, n: 64}}}}]
+  epochs: 2
+  lr: 2.0e-3
+  batch_size: 16
+  max_seq_len: 96
+  logging_steps: 1
+{tasks}
+bootstrap: {{samples: 50}}
+{extra}
+"""
+    return parse_suite(text, base_dir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_model_dir, tmp_path_factory):
+    from harness.pipeline import train_and_grade
+
+    tmp = tmp_path_factory.mktemp("run")
+    results, run = train_and_grade(_suite(tiny_model_dir, tmp), log=lambda m: None, run_dir=str(tmp / "run"))
+    return results, run
+
+
+def test_every_epoch_is_graded_and_saved(trained_run):
+    results, run = trained_run
+    assert results["status"] == "complete"
+    model = results["models"][0]
+    assert [e["epoch"] for e in model["epochs"]] == [0, 1, 2]
+    assert model["epochs"][0]["checkpoint"] is None
+    for e in model["epochs"][1:]:
+        assert (run.root / e["checkpoint"] / "model.safetensors").exists()
+        assert e["train_loss"] is not None
+    for e in model["epochs"]:
+        for task in ("en-fr", "fr-en"):
+            rec = e["tasks"][task]
+            assert rec["n"] == 16 and rec["loss"] > 0
+            bleu = rec["metrics"]["bleu"]
+            assert bleu["signature"].startswith("nrefs:1|") and bleu["ci"][0] <= bleu["score"] <= bleu["ci"][1]
+            assert len(read_jsonl(run.root / rec["samples"])) == 16
+    assert len(model["train"]["log"]) == 2 * 4  # 64 rows / batch 16, logged every step
+    assert (run.root / "train_log.jsonl").exists() and (run.root / "suite.yaml").exists()
+    on_disk, _ = load_results(run.root)
+    assert on_disk["models"][0]["epochs"][-1]["tasks"]["en-fr"]["metrics"]["bleu"]["score"] == \
+        pytest.approx(model["epochs"][-1]["tasks"]["en-fr"]["metrics"]["bleu"]["score"])
+
+
+def test_training_changes_en_fr_loss(trained_run):
+    model = trained_run[0]["models"][0]
+    assert model["epochs"][-1]["tasks"]["en-fr"]["loss"] < model["epochs"][0]["tasks"]["en-fr"]["loss"]
+
+
+def test_perplexity_is_exp_of_token_weighted_loss(trained_run):
+    import math
+
+    results, run = trained_run
+    rec = results["models"][0]["epochs"][1]["tasks"]["fr-en"]
+    rows = read_jsonl(run.root / rec["samples"])
+    nll, n = sum(r["nll_sum"] for r in rows), sum(r["n_tokens"] for r in rows)
+    assert rec["metrics"]["perplexity"]["score"] == pytest.approx(math.exp(nll / n))
+    assert rec["loss"] == pytest.approx(nll / n)
+
+
+def test_stored_bleu_and_chrf_equal_sacrebleu_cli(trained_run, tmp_path):
+    results, run = trained_run
+    rec = results["models"][0]["epochs"][-1]["tasks"]["en-fr"]
+    rows = read_jsonl(run.root / rec["samples"])
+    (tmp_path / "hyp").write_text("".join(r["output"].replace("\n", " ") + "\n" for r in rows))
+    (tmp_path / "ref").write_text("".join(r["reference"] + "\n" for r in rows))
+    sacrebleu = Path(sys.executable).parent / "sacrebleu"
+    out = subprocess.run([str(sacrebleu), str(tmp_path / "ref"), "-i", str(tmp_path / "hyp"),
+                          "-m", "bleu", "chrf", "-b", "-w", "6"], capture_output=True, text=True, check=True)
+    cli_bleu, cli_chrf = (float(x) for x in out.stdout.split())
+    assert rec["metrics"]["bleu"]["score"] == pytest.approx(cli_bleu, abs=1e-5)
+    assert rec["metrics"]["chrf"]["score"] == pytest.approx(cli_chrf, abs=1e-5)
+
+
+def test_interrupted_run_keeps_graded_epochs(tiny_model_dir, tmp_path, monkeypatch):
+    from harness import pipeline
+
+    real = pipeline.grade_epoch
+
+    def grade_then_interrupt(*args, **kw):
+        if args[5] == 1:  # epoch
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "grade_epoch", grade_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train_and_grade(_suite(tiny_model_dir, tmp_path), log=lambda m: None, run_dir=str(tmp_path / "r"))
+    results, _ = load_results(tmp_path / "r")
+    assert results["status"] == "interrupted"
+    assert [e["epoch"] for e in results["models"][0]["epochs"]] == [0]
+
+
+def test_lora_trains_only_the_adapter(tiny_model_dir, tmp_path):
+    from harness.pipeline import train_and_grade
+
+    suite = _suite(tiny_model_dir, tmp_path, tasks="""
+tasks:
+  - name: en-fr
+    data: {synthetic: {kind: translation, direction: en-fr, split: val, n: 8}}
+    metrics: [bleu, perplexity]
+    generation: {max_new_tokens: 16}
+""")
+    suite.train.method = "lora"
+    suite.train.epochs = 1
+    suite.train.lora.r = 4
+    results, run = train_and_grade(suite, log=lambda m: None, run_dir=str(tmp_path / "lora"))
+    params = results["models"][0]["parameters"]
+    assert 0 < params["trainable"] < params["total"] and params["trainable_share"] < 0.2
+    ckpt = run.root / results["models"][0]["epochs"][1]["checkpoint"]
+    assert (ckpt / "adapter_config.json").exists() and not (ckpt / "model.safetensors").exists()
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared Multi30k data not present")
+def test_real_multi30k_slice_trains_and_grades_both_directions(tiny_model_dir, tmp_path):
+    """Real en-fr data through the same pipeline: a few steps, both directions graded."""
+    from harness.pipeline import train_and_grade
+
+    text = f"""
+name: multi30k
+models: [{{name: tiny, path: {tiny_model_dir}}}]
+train:
+  data:
+    - {{parallel: {{source: train.en.gz, target: train.fr.gz}}, direction: en-fr, limit: 48}}
+  epochs: 1
+  batch_size: 16
+  max_seq_len: 128
+tasks:
+  - name: en-fr
+    data: {{parallel: {{source: val.en.gz, target: val.fr.gz}}, direction: en-fr, limit: 12}}
+    generation: {{max_new_tokens: 32}}
+  - name: fr-en
+    data: {{parallel: {{source: val.fr.gz, target: val.en.gz}}, direction: fr-en, limit: 12}}
+    generation: {{max_new_tokens: 32}}
+bootstrap: {{samples: 20}}
+diagnostics: {{audit: {{fail_on_error: false}}}}
+"""
+    results, run = train_and_grade(parse_suite(text, base_dir=SHARED), log=lambda m: None,
+                                   run_dir=str(tmp_path / "m30k"))
+    model = results["models"][0]
+    assert [e["epoch"] for e in model["epochs"]] == [0, 1]
+    rows = read_jsonl(run.root / model["epochs"][1]["tasks"]["fr-en"]["samples"])
+    assert rows[0]["reference"] == "A group of men are loading cotton onto a truck"
+    for e in model["epochs"]:
+        for t in ("en-fr", "fr-en"):
+            assert e["tasks"][t]["metrics"]["bleu"]["score"] is not None
