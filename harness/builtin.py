@@ -8,6 +8,7 @@ on 2 cores) and cached under $HARNESS_CACHE (default ~/.cache/harness).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -41,7 +42,7 @@ class TinyRecipe:
     kv_heads: int = 2
     max_positions: int = 256
     pretrain_pairs: int = 6000
-    pretrain_steps: int = 500
+    pretrain_steps: int = 400
     batch_size: int = 48
     lr: float = 3e-3
     share_en_fr: float = 0.2   # share of en→fr rows in pre-training; the rest is fr→en
@@ -64,8 +65,8 @@ def builtin_path(name: str) -> Path:
 
     if name not in RECIPES:
         raise ValueError(f"unknown built-in model {name!r}; available: {', '.join(RECIPES)}")
-    r = RECIPES[name]
-    return cache_root() / "builtin" / f"{name}-r{r.version}-g{GENERATOR_VERSION}"
+    digest = hashlib.sha1(repr(RECIPES[name]).encode()).hexdigest()[:8]
+    return cache_root() / "builtin" / f"{name}-g{GENERATOR_VERSION}-{digest}"
 
 
 def resolve_model_path(path: str, log=print) -> str:

@@ -1,0 +1,224 @@
+"""Report charts: matplotlib figures rendered to SVG strings that are inlined in the page.
+
+Figures are built with `matplotlib.figure.Figure` on an Agg canvas, never through pyplot,
+so rendering a report changes no global backend state. Text is drawn as paths
+(`svg.fonttype: path`): the page needs no font. Each SVG's ids get a per-chart prefix,
+because many SVGs share one HTML document's id namespace (glyph and clip-path ids would
+otherwise collide). Labels are escaped by matplotlib's SVG writer; mathtext is off, so a
+`$` in a model name is just a character.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from reports.collect import Curve, ForgettingMatrix, LossCurves, MemoryBreakdown
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#7f7f7f"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
+MAX_POINTS = 2000   # a training log longer than this is thinned for drawing
+
+RC = {
+    "svg.fonttype": "path",
+    "svg.hashsalt": "harness-report",     # deterministic ids: same run dir, same bytes
+    "text.parse_math": False,
+    "font.size": 8.5,
+    "axes.titlesize": 9.5,
+    "axes.titleweight": "bold",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.35,
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+    "legend.fontsize": 7.5,
+    "path.simplify": True,
+}
+
+
+def colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+@contextmanager
+def _figure(width: float, height: float, ncols: int = 1) -> Iterator[tuple[Figure, list]]:
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, ncols, squeeze=False)[0]
+        yield fig, list(axes)
+
+
+def to_svg(fig: Figure, prefix: str) -> str:
+    """The figure as an inline <svg> element with ids unique to this chart."""
+    buf = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)           # matplotlib escapes `--` inside
+    text = re.sub(r'(\bid="|href="#|url\(#)', lambda m: m.group(1) + prefix, text)
+    text = re.sub(r"\n\s*", "\n", text)
+    return text.replace("<svg ", '<svg role="img" ', 1)
+
+
+def _array(values: Sequence[Optional[float]]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+# --------------------------------------------------------------------------- losses
+def loss_chart(curves: list[LossCurves], prefix: str) -> Optional[str]:
+    """Train loss against step, and per-task validation loss at each graded epoch's step."""
+    has_train = any(c.train_steps for c in curves)
+    has_val = any(len(steps) > 1 for c in curves for steps, _ in c.val.values())
+    if not has_train and not has_val:
+        return None
+    multi = len(curves) > 1
+    tasks: list[str] = []
+    for c in curves:
+        tasks += [t for t in c.val if t not in tasks]
+    with _figure(9.6 if has_train and has_val else 5.6, 3.1, ncols=int(has_train) + int(has_val)) as (fig, axes):
+        ax_t = axes[0] if has_train else None
+        ax_v = axes[-1] if has_val else None
+        for i, c in enumerate(curves):
+            if ax_t is not None and c.train_steps:
+                step = max(1, math.ceil(len(c.train_steps) / MAX_POINTS))
+                ax_t.plot(c.train_steps[::step], c.train_loss[::step], color=colour(i), lw=1.2, label=c.label)
+            if ax_v is not None:
+                for task, (steps, losses) in c.val.items():
+                    j = tasks.index(task)
+                    ax_v.plot(steps, losses, color=colour(i) if multi else colour(j + 1),
+                              marker=MARKERS[j % len(MARKERS)], ms=4, lw=1.3,
+                              ls=["-", "--", ":", "-."][j % 4] if multi else "-",
+                              label=f"{c.label} · {task}" if multi else task)
+        if ax_t is not None:
+            ax_t.set_title("training loss")
+            ax_t.set_xlabel("step")
+            ax_t.set_ylabel("loss")
+            if multi:
+                ax_t.legend(loc="upper right")
+            _epoch_axis(ax_t, curves)
+        if ax_v is not None:
+            ax_v.set_title("validation loss per task (at each graded epoch)")
+            ax_v.set_xlabel("step")
+            ax_v.set_ylabel("NLL per token")
+            ax_v.legend(loc="upper right", ncol=1 if len(tasks) * len(curves) < 6 else 2)
+            _epoch_axis(ax_v, curves)
+        return to_svg(fig, prefix)
+
+
+def _epoch_axis(ax, curves: list[LossCurves]) -> None:
+    """A top axis in epochs, when all series agree on steps per epoch."""
+    spe = {c.steps_per_epoch for c in curves}
+    if len(spe) != 1 or not next(iter(spe)):
+        return
+    k = float(next(iter(spe)))
+    top = ax.secondary_xaxis("top", functions=(lambda s: s / k, lambda e: e * k))
+    top.set_xlabel("epoch")
+    top.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+# --------------------------------------------------------------------------- metrics
+def metric_chart(task: str, metric: str, higher: bool, curves: list[Curve], prefix: str) -> str:
+    """One metric of one task against epoch: a line per series, CI band, best and inflection marks."""
+    with _figure(4.3, 2.8) as (fig, (ax,)):
+        for i, c in enumerate(curves):
+            x, y = np.array(c.epochs, dtype=float), _array(c.scores)
+            ax.plot(x, y, color=colour(i), marker="o", ms=3.5, lw=1.5, label=c.label)
+            lo, hi = _array(c.lo), _array(c.hi)
+            if np.isfinite(lo).any() and np.isfinite(hi).any():
+                ax.fill_between(x, lo, hi, color=colour(i), alpha=0.17 if len(curves) == 1 else 0.08, lw=0)
+            if c.best_epoch in c.epochs and np.isfinite(y[c.epochs.index(c.best_epoch)]):
+                ax.plot([c.best_epoch], [y[c.epochs.index(c.best_epoch)]], ls="none", marker="*", ms=12,
+                        color=colour(i), mec="black", mew=0.6, zorder=5)
+            if c.inflection_epoch is not None:
+                ax.axvline(c.inflection_epoch, color=colour(i), ls=":", lw=1.3)
+        ax.set_title(f"{task} · {metric}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(curves) > 1:   # markers and band are explained once, above the grid
+            ax.legend(loc="best")
+        return to_svg(fig, prefix)
+
+
+# --------------------------------------------------------------------------- forgetting
+def forgetting_chart(m: ForgettingMatrix, prefix: str) -> str:
+    """Heatmap task/metric x epoch of the change vs epoch 0; green better, red worse."""
+    gain = _array([v for row in m.gain for v in row]).reshape(len(m.rows), len(m.epochs))
+    scale = np.nanmax(np.abs(gain), axis=1, initial=0.0, where=np.isfinite(gain))
+    scaled = gain / np.where(scale > 0, scale, 1.0)[:, None]
+    width = min(10.0, 2.6 + 0.85 * len(m.epochs))
+    with _figure(width, 0.9 + 0.34 * len(m.rows)) as (fig, (ax,)):
+        ax.imshow(np.ma.masked_invalid(scaled), cmap="RdYlGn", vmin=-1.15, vmax=1.15, aspect="auto")
+        ax.grid(False)
+        for i in range(len(m.rows)):
+            for j in range(len(m.epochs)):
+                d = m.delta[i][j]
+                ax.text(j, i, "–" if d is None else f"{d:+.2f}", ha="center", va="center", fontsize=7.5,
+                        fontweight="bold" if m.forgotten[i][j] else "normal")
+                if m.forgotten[i][j]:
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="black", lw=2.0))
+        ax.set_xticks(range(len(m.epochs)), [f"epoch {e}" for e in m.epochs])
+        ax.set_yticks(range(len(m.rows)), [r + (" *" if c else "") for r, c in zip(m.rows, m.computed)])
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title("change vs epoch 0" + (" (outlined: forgotten)" if any(map(any, m.forgotten)) else ""))
+        return to_svg(fig, prefix)
+
+
+# --------------------------------------------------------------------------- memory
+def memory_chart(mb: MemoryBreakdown, prefix: str) -> str:
+    """Estimate by term, measured peak(s), the 17.5 bytes/param rule, and the budget."""
+    bars: list[tuple[str, list[tuple[str, float]]]] = []
+    if mb.estimate:
+        bars.append(("estimate", list(mb.estimate.items())))
+    if mb.measured and set(mb.measured) & set(mb.estimate):
+        bars.append(("measured", list(mb.measured.items())))
+    else:
+        bars += [(f"measured: {k}", [("measured", v)]) for k, v in mb.measured.items()]
+    if mb.folk_rule is not None:
+        bars.append(("17.5 B/param rule" + (" (from parameter count)" if mb.folk_rule_computed else ""),
+                     [("17.5 B/param", mb.folk_rule)]))
+    biggest = max([sum(v for _, v in parts) for _, parts in bars] + [mb.budget or 0.0, 1.0])
+    unit, div = ("GiB", 2.0 ** 30) if biggest >= 2 ** 30 else ("MiB", 2.0 ** 20)
+    terms = list(dict.fromkeys(t for _, parts in bars for t, _ in parts))
+    fixed = {"measured": "#444444", "17.5 B/param": "#bbbbbb"}
+    term_colour = {t: fixed.get(t, colour(i)) for i, t in enumerate(t for t in terms if t not in fixed)}
+    term_colour.update({t: c for t, c in fixed.items() if t in terms})
+    with _figure(7.2, 1.3 + 0.42 * len(bars)) as (fig, (ax,)):
+        for row, (label, parts) in enumerate(bars):
+            left = 0.0
+            for term, value in parts:
+                ax.barh(row, value / div, left=left, color=term_colour[term], height=0.6,
+                        hatch="//" if term == "17.5 B/param" else None, edgecolor="white", lw=0.5)
+                left += value / div
+            ax.text(left, row, f"  {left:,.2f} {unit}", va="center", fontsize=7.5)
+        handles = [Patch(color=term_colour[t], label=t) for t in terms if t not in fixed]
+        if mb.budget is not None:
+            ax.axvline(mb.budget / div, color="#d62728", ls="--", lw=1.2)
+            handles.append(Line2D([], [], color="#d62728", ls="--", lw=1.2,
+                                  label=f"budget {mb.budget / div:,.2f} {unit}"))
+        ax.set_yticks(range(len(bars)), [b[0] for b in bars])
+        ax.invert_yaxis()
+        ax.set_xlabel(unit)
+        ax.set_xlim(0, biggest / div * 1.18)
+        ax.grid(axis="y", visible=False)
+        ax.set_axisbelow(True)
+        ax.set_title("peak memory: estimate by term vs measured vs rule of thumb")
+        if handles:
+            fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)))
+        return to_svg(fig, prefix)

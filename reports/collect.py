@@ -1,0 +1,431 @@
+"""What the report shows, read from run directories into plain data (no HTML, no charts).
+
+A report is about *series*: one model of one run. A run directory may hold several models
+(base vs instruct), and `harness report A B` compares several runs, so a single-run report
+and a comparison page are the same thing with one or more series.
+
+Every diagnostic section is optional (grade-only runs have no `train`, `audit` or `memory`;
+other sections may be written by newer code): readers here use `.get` throughout and
+return None for "not run", never raise on a missing key.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.results import RunDir, load_results
+
+NOT_RUN = {"status": "none", "summary": "not run"}
+
+
+@dataclass
+class Series:
+    """One model of one run, as the report shows it."""
+
+    label: str        # legend / column name: model name, or run name (+ model) when comparing
+    run: RunDir
+    results: dict
+    model: dict
+
+    @property
+    def epochs(self) -> list[dict]:
+        return [e for e in self.model.get("epochs") or [] if isinstance(e, dict)]
+
+
+def load_series(run_dirs: list[Path]) -> list[Series]:
+    runs = [load_results(p) for p in run_dirs]
+    run_names = _unique([r.root.resolve().name for _, r in runs],
+                        [str(r.root.resolve()) for _, r in runs])
+    series = []
+    for (results, run), run_name in zip(runs, run_names):
+        models = [m for m in results.get("models") or [] if isinstance(m, dict)]
+        for model in models:
+            name = str(model.get("name", "model"))
+            if len(runs) == 1:
+                label = name
+            else:
+                label = run_name if len(models) == 1 else f"{run_name} / {name}"
+            series.append(Series(label, run, results, model))
+    labels = _unique([s.label for s in series], [s.label for s in series])
+    for s, label in zip(series, labels):
+        s.label = label
+    return series
+
+
+def _unique(names: list[str], longer: list[str]) -> list[str]:
+    """Names made distinct: fall back to the longer form, then number the rest."""
+    out = [n if names.count(n) == 1 else lg for n, lg in zip(names, longer)]
+    seen: dict[str, int] = {}
+    for i, n in enumerate(out):
+        if out.count(n) > 1:
+            seen[n] = seen.get(n, 0) + 1
+            out[i] = f"{n} ({seen[n]})"
+    return out
+
+
+# --------------------------------------------------------------------------- numbers
+def num(x: Any) -> Optional[float]:
+    """A finite float, or None (results store NaN as null; be strict about types too)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def metric_record(epoch: dict, task: str, metric: str) -> dict:
+    return ((((epoch.get("tasks") or {}).get(task) or {}).get("metrics") or {}).get(metric)) or {}
+
+
+def metric_keys(series: list[Series]) -> list[tuple[str, str]]:
+    """(task, metric) pairs with at least one score, in first-seen order."""
+    keys: list[tuple[str, str]] = []
+    for s in series:
+        for e in s.epochs:
+            for task, rec in (e.get("tasks") or {}).items():
+                for metric, v in ((rec or {}).get("metrics") or {}).items():
+                    if num((v or {}).get("score")) is not None and (task, metric) not in keys:
+                        keys.append((task, metric))
+    return keys
+
+
+def task_names(series: list[Series]) -> list[str]:
+    names: list[str] = []
+    for s in series:
+        for e in s.epochs:
+            for t in e.get("tasks") or {}:
+                if t not in names:
+                    names.append(t)
+    return names
+
+
+def higher_is_better(series: list[Series], task: str, metric: str) -> bool:
+    for s in series:
+        for e in s.epochs:
+            v = metric_record(e, task, metric).get("higher_is_better")
+            if isinstance(v, bool):
+                return v
+    return metric not in ("perplexity", "ter", "loss")
+
+
+@dataclass
+class Curve:
+    """One metric of one task of one series, against epoch."""
+
+    label: str
+    epochs: list[int]
+    scores: list[Optional[float]]
+    lo: list[Optional[float]]
+    hi: list[Optional[float]]
+    best_epoch: Optional[int]
+    inflection_epoch: Optional[int]
+
+
+def metric_curve(s: Series, task: str, metric: str, higher: bool) -> Optional[Curve]:
+    epochs, scores, lo, hi = [], [], [], []
+    for e in s.epochs:
+        rec = metric_record(e, task, metric)
+        if not rec:
+            continue
+        ci = rec.get("ci") if isinstance(rec.get("ci"), list) and len(rec["ci"]) == 2 else [None, None]
+        epochs.append(int(e.get("epoch", len(epochs))))
+        scores.append(num(rec.get("score")))
+        lo.append(num(ci[0]))
+        hi.append(num(ci[1]))
+    if not any(v is not None for v in scores):
+        return None
+    best, inflection = best_and_inflection(s, task, metric, epochs, scores, higher)
+    return Curve(s.label, epochs, scores, lo, hi, best, inflection)
+
+
+def best_and_inflection(s: Series, task: str, metric: str, epochs: list[int],
+                        scores: list[Optional[float]], higher: bool) -> tuple[Optional[int], Optional[int]]:
+    """From diagnostics.inflection when present; otherwise the best epoch from the scores."""
+    diag = ((((s.model.get("diagnostics") or {}).get("inflection") or {}).get("series") or {})
+            .get(f"{task}/{metric}")) or {}
+    best = diag.get("best_epoch") if isinstance(diag.get("best_epoch"), int) else None
+    inflection = diag.get("inflection_epoch") if isinstance(diag.get("inflection_epoch"), int) else None
+    if best is None:
+        pairs = [(v, e) for e, v in zip(epochs, scores) if v is not None]
+        if pairs:
+            best = (max if higher else min)(pairs, key=lambda p: p[0])[1]
+    return best, inflection
+
+
+# --------------------------------------------------------------------------- losses
+@dataclass
+class LossCurves:
+    label: str
+    train_steps: list[float]
+    train_loss: list[float]
+    val: dict[str, tuple[list[float], list[float]]]   # task -> (steps, losses)
+    steps_per_epoch: Optional[float]
+
+
+def loss_curves(s: Series) -> LossCurves:
+    train = s.model.get("train") or {}
+    steps, losses = [], []
+    for row in train.get("log") or []:
+        if isinstance(row, dict) and num(row.get("loss")) is not None and num(row.get("step")) is not None:
+            steps.append(float(row["step"]))
+            losses.append(float(row["loss"]))
+    val: dict[str, tuple[list[float], list[float]]] = {}
+    for e in s.epochs:
+        step = num(e.get("step"))
+        for task, rec in (e.get("tasks") or {}).items():
+            loss = num((rec or {}).get("loss"))
+            if step is not None and loss is not None:
+                val.setdefault(task, ([], []))
+                val[task][0].append(step)
+                val[task][1].append(loss)
+    return LossCurves(s.label, steps, losses, val, num(train.get("steps_per_epoch")))
+
+
+# --------------------------------------------------------------------------- forgetting
+@dataclass
+class ForgettingMatrix:
+    rows: list[str]                          # "task/metric"
+    epochs: list[int]
+    delta: list[list[Optional[float]]]       # rows x epochs, change vs epoch 0 (metric's own units)
+    gain: list[list[Optional[float]]]        # the same, signed so that > 0 is better
+    forgotten: list[list[bool]]
+    computed: list[bool]                     # row not in the forgetting diagnostics: from the scores
+    source: str                              # "diagnostics" | "scores"
+
+
+def forgetting_matrix(s: Series) -> Optional[ForgettingMatrix]:
+    section = (s.model.get("diagnostics") or {}).get("forgetting") or {}
+    tasks = section.get("tasks") if isinstance(section.get("tasks"), dict) else None
+    keys = [(t, m) for t, m in metric_keys([s])]
+    graded = sorted({int(e.get("epoch", 0)) for e in s.epochs if int(e.get("epoch", 0)) > 0})
+    if not graded:
+        return None
+    rows, delta, gain, forgotten, computed = [], [], [], [], []
+    for task, metric in keys:
+        higher = higher_is_better([s], task, metric)
+        cells = _forgetting_cells(tasks, task, metric) if tasks is not None else None
+        from_scores = cells is None
+        if cells is None:
+            base = _score_at(s, task, metric, 0)
+            cells = {}
+            for ep in graded:
+                v = _score_at(s, task, metric, ep)
+                cells[ep] = {"delta_vs_base": None if v is None or base is None else v - base}
+        row_d = [num((cells.get(ep) or {}).get("delta_vs_base")) for ep in graded]
+        if not any(d is not None for d in row_d):
+            continue
+        rows.append(f"{task}/{metric}")
+        delta.append(row_d)
+        gain.append([None if d is None else (d if higher else -d) for d in row_d])
+        forgotten.append([bool((cells.get(ep) or {}).get("forgotten")) for ep in graded])
+        computed.append(from_scores and tasks is not None)
+    if not rows:
+        return None
+    return ForgettingMatrix(rows, graded, delta, gain, forgotten, computed,
+                            "diagnostics" if tasks is not None else "scores")
+
+
+def _forgetting_cells(tasks: dict, task: str, metric: str) -> Optional[dict[int, dict]]:
+    """diagnostics.forgetting.tasks[task][metric].epochs as {epoch: cell}; list or dict form."""
+    rec = ((tasks.get(task) or {}).get(metric)) if isinstance(tasks.get(task), dict) else None
+    epochs = (rec or {}).get("epochs") if isinstance(rec, dict) else None
+    if isinstance(epochs, dict):
+        out = {}
+        for k, v in epochs.items():
+            try:
+                out[int(k)] = v if isinstance(v, dict) else {}
+            except ValueError:
+                continue
+        return out
+    if isinstance(epochs, list):
+        return {int(c.get("epoch", i)): c for i, c in enumerate(epochs) if isinstance(c, dict)}
+    return None
+
+
+def _score_at(s: Series, task: str, metric: str, epoch: int) -> Optional[float]:
+    for e in s.epochs:
+        if int(e.get("epoch", -1)) == epoch:
+            return num(metric_record(e, task, metric).get("score"))
+    return None
+
+
+# --------------------------------------------------------------------------- memory
+@dataclass
+class MemoryBreakdown:
+    estimate: dict[str, float]          # term -> bytes
+    measured: dict[str, float]
+    folk_rule: Optional[float]
+    folk_rule_computed: bool
+    budget: Optional[float]
+
+
+def memory_breakdown(s: Series) -> Optional[MemoryBreakdown]:
+    mem = s.model.get("memory")
+    if not isinstance(mem, dict):
+        return None
+    estimate = _bytes_dict(mem.get("estimate"))
+    measured = _bytes_dict(mem.get("measured"))
+    folk = num(mem.get("folk_rule_bytes"))
+    computed = False
+    total = num((s.model.get("parameters") or {}).get("total"))
+    if folk is None and total is not None:
+        folk, computed = 17.5 * total, True
+    if not estimate and not measured and folk is None:
+        return None
+    return MemoryBreakdown(estimate, measured, folk, computed, num(mem.get("budget_bytes")))
+
+
+def _bytes_dict(d: Any) -> dict[str, float]:
+    if not isinstance(d, dict):
+        return {}
+    return {str(k): float(v) for k, v in d.items() if num(v) is not None and v >= 0}
+
+
+# --------------------------------------------------------------------------- header
+def verdict(section: Any) -> dict:
+    v = section.get("verdict") if isinstance(section, dict) else None
+    if not isinstance(v, dict):
+        return dict(NOT_RUN)
+    status = str(v.get("status") or "none")
+    return {"status": status if status in ("pass", "warn", "fail", "skipped") else "none",
+            "summary": str(v.get("summary") or status)}
+
+
+def verdicts(s: Series) -> list[dict]:
+    diag = s.model.get("diagnostics") or {}
+    out = [
+        {"name": "forgetting", **verdict(diag.get("forgetting"))},
+        {"name": "inflection", **verdict(diag.get("inflection"))},
+        {"name": "audits", **verdict(s.model.get("audit"))},
+        {"name": "gates", **verdict(s.results.get("gates"))},
+        {"name": "memory fit", **verdict(s.model.get("memory"))},
+    ]
+    for name, section in diag.items() if isinstance(diag, dict) else ():
+        if name not in ("forgetting", "inflection") and isinstance(section, dict) and "verdict" in section:
+            out.append({"name": str(name), **verdict(section)})
+    return out
+
+
+def describe_source(src: Any, limit: int = 140) -> str:
+    """A data source as one short line: `synthetic kind=translation direction=en-fr n=1200`."""
+    def flat(v: Any) -> str:
+        if isinstance(v, dict):
+            return " ".join(f"{k}={flat(x)}" if not isinstance(x, dict) else f"{k}({flat(x)})"
+                            for k, x in v.items() if x is not None)
+        if isinstance(v, list):
+            return ",".join(flat(x) for x in v)
+        return str(v)
+
+    text = flat(src)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def header(s: Series) -> dict:
+    """The facts of the summary header for one series."""
+    suite = s.results.get("suite") or {}
+    train_cfg = suite.get("train") or {}
+    params = s.model.get("parameters") or {}
+    graded = [int(e.get("epoch", 0)) for e in s.epochs]
+    best = s.model.get("best") if isinstance(s.model.get("best"), dict) else None
+    data = [describe_source(d) for d in (train_cfg.get("data") or [])] if isinstance(train_cfg, dict) else []
+    tasks = []
+    last = s.epochs[-1] if s.epochs else {}
+    for name, rec in (last.get("tasks") or {}).items():
+        tasks.append(f"{name} (n={rec.get('n', '?')})" if isinstance(rec, dict) else str(name))
+    return {
+        "label": s.label,
+        "name": str(s.model.get("name", "")),
+        "path": str(s.model.get("path") or ""),
+        "adapter": s.model.get("adapter"),
+        "method": str(s.model.get("method") or "?"),
+        "run": str(s.run.root),
+        "status": str(s.results.get("status") or "?"),
+        "suite_name": str(s.results.get("suite_name") or suite.get("name") or ""),
+        "params_total": num(params.get("total")),
+        "params_trainable": num(params.get("trainable")),
+        "trainable_share": num(params.get("trainable_share")),
+        "data": data,
+        "tasks": tasks,
+        "epochs_graded": max(graded) if graded else None,
+        "epochs_planned": train_cfg.get("epochs") if isinstance(train_cfg, dict) else None,
+        "early_stopped": bool(s.model.get("early_stopped")),
+        "best": best,
+        "verdicts": verdicts(s),
+    }
+
+
+# --------------------------------------------------------------------------- tables
+def score_table(series: list[Series]) -> list[dict]:
+    """Rows task/metric; per series: base (epoch 0), final and best score with their epochs."""
+    rows = []
+    for task, metric in metric_keys(series):
+        higher = higher_is_better(series, task, metric)
+        cells = []
+        for s in series:
+            pts = [(int(e.get("epoch", 0)), num(metric_record(e, task, metric).get("score"))) for e in s.epochs]
+            pts = [(e, v) for e, v in pts if v is not None]
+            if not pts:
+                cells.append(None)
+                continue
+            best = (max if higher else min)(pts, key=lambda p: p[1])
+            cells.append({"base": pts[0][1] if pts[0][0] == 0 else None, "final": pts[-1][1],
+                          "final_epoch": pts[-1][0], "best": best[1], "best_epoch": best[0]})
+        finals = [c["final"] for c in cells if c]
+        top = (max if higher else min)(finals) if len(finals) > 1 else None
+        for c in cells:
+            if c:
+                c["top"] = top is not None and c["final"] == top
+        rows.append({"task": task, "metric": metric, "higher": higher, "cells": cells})
+    return rows
+
+
+def signatures(series: list[Series]) -> list[dict]:
+    """Metric signatures (sacrebleu's and the others') as graded, one row per distinct one."""
+    seen, rows = set(), []
+    for s in series:
+        for e in s.epochs:
+            for task, rec in (e.get("tasks") or {}).items():
+                for metric, v in ((rec or {}).get("metrics") or {}).items():
+                    sig = (v or {}).get("signature")
+                    if sig and (task, metric, sig) not in seen:
+                        seen.add((task, metric, sig))
+                        rows.append({"task": task, "metric": metric, "signature": str(sig)})
+    return rows
+
+
+HARDWARE_KEYS = ("device", "gpu", "cpu_count", "platform")
+
+
+def environment_table(series: list[Series]) -> tuple[list[str], list[dict]]:
+    """(run columns, rows {key, kind, values}) of library versions and hardware, per run."""
+    runs, envs = [], []
+    for s in series:
+        if str(s.run.root) not in runs:
+            runs.append(str(s.run.root))
+            envs.append(s.results.get("environment") or {})
+    keys: list[str] = []
+    for env in envs:
+        keys += [k for k in env if k not in keys]
+    rows = [{"key": k, "kind": "hardware" if k in HARDWARE_KEYS else "library",
+             "values": ["" if env.get(k) is None else str(env.get(k)) for env in envs]} for k in keys]
+    rows.sort(key=lambda r: r["kind"] != "hardware")
+    return runs, rows
+
+
+def suite_texts(series: list[Series]) -> list[tuple[str, str]]:
+    """(run, resolved suite YAML) per run: suite.yaml as saved, else the dict from results."""
+    out, seen = [], set()
+    for s in series:
+        key = str(s.run.root)
+        if key in seen:
+            continue
+        seen.add(key)
+        path = s.run.root / "suite.yaml"
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+        else:
+            import yaml
+
+            text = yaml.safe_dump(s.results.get("suite") or {}, sort_keys=False, allow_unicode=True)
+        out.append((key, text))
+    return out

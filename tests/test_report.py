@@ -1,0 +1,258 @@
+"""reports/: render from run directories, sections optional, hostile text escaped, comparison."""
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as cli_main
+from harness.results import load_results, read_jsonl, write_json
+from reports import render_report
+from reports.collect import forgetting_matrix, load_series, metric_keys
+from reports.samples import sample_sets, script_json
+from report_fixtures import make_report_run
+
+HOSTILE = [
+    "<script>window.__pwned = 1</script>",
+    "</textarea><img src=x onerror=\"window.__pwned = 2\">",
+    "</script><script>window.__pwned = 3</script>",
+    "<!-- <script>window.__pwned = 4</script>",
+    "\u2028]]>&amp;<svg onload=window.__pwned=5>",
+]
+
+
+class _Tags(HTMLParser):
+    """Every start tag the way a browser's tokenizer sees it, with script bodies."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts[-1] += data
+
+
+def _parse(html: str) -> _Tags:
+    p = _Tags()
+    p.feed(html)
+    return p
+
+
+def _sample_data(html: str) -> dict:
+    p = _parse(html)
+    [(i, _)] = [(i, a) for i, (t, a) in enumerate(t for t in p.tags if t[0] == "script")
+                if a.get("type") == "application/json"]
+    return json.loads(p.scripts[i])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return make_report_run(tmp_path_factory.mktemp("report") / "run", epochs=3, n=30)
+
+
+@pytest.fixture(scope="module")
+def page(run) -> str:
+    return render_report([run]).read_text(encoding="utf-8")
+
+
+def test_single_run_writes_run_report_with_every_section(run, page):
+    assert (run / "report.html").is_file()
+    charts = re.findall(r'<figure class="chart[^"]*" data-chart="(\w+)"', page)
+    # loss, 2 tasks x 4 metrics, the forgetting matrix, the memory breakdown
+    assert charts.count("loss") == 1 and charts.count("metric") == 8
+    assert charts.count("forgetting") == 1 and charts.count("memory") == 1
+    for verdict in ("forgetting", "inflection", "audits", "gates", "memory fit"):
+        assert f'<span class="vname">{verdict}</span>' in page
+    assert 'class="verdict v-fail"><span class="vname">gates' in page
+    assert "nrefs:1|case:mixed" in page              # the sacrebleu signature
+    assert "sacrebleu" in page and "cpu_count" in page
+    assert "3 of 3 trained" in page
+
+
+def test_page_is_offline_and_locked_down(page):
+    tags = _parse(page).tags
+    assert not [t for t, a in tags if t in ("link", "img", "iframe", "object", "embed")]
+    assert not [a for _, a in tags if "src" in a]              # nothing is fetched
+    [csp] = [a["content"] for t, a in tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+    # each SVG's ids are prefixed, so many inline SVGs never share one
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+
+
+def test_render_is_deterministic(run, page, tmp_path):
+    again = render_report([run], tmp_path / "again.html").read_text(encoding="utf-8")
+    assert again == page
+
+
+def test_sample_browser_rows_pair_epochs_by_id(run, page):
+    data = _sample_data(page)
+    [en_fr] = [s for s in data["sets"] if s["task"] == "en-fr"]
+    assert en_fr["epochs"] == [0, 1, 2, 3]
+    rows3 = {r["id"]: r for r in read_jsonl(run / en_fr["files"][3])}
+    i = en_fr["ids"].index("en-fr-00007")
+    assert en_fr["output"][3][i] == rows3["en-fr-00007"]["output"]
+    assert en_fr["scores"]["bleu"][3][i] == pytest.approx(rows3["en-fr-00007"]["scores"]["bleu"], abs=0.01)
+    assert {m["name"]: m["higher"] for m in en_fr["metrics"]}["perplexity"] is False
+
+
+def test_script_json_cannot_close_its_tag():
+    obj = {"x": HOSTILE}
+    text = script_json(obj)
+    assert not set("<>&") & set(text)
+    assert json.loads(text) == obj
+
+
+def test_hostile_outputs_names_and_files_are_text(tmp_path):
+    def hostile_output(task, epoch, i, out):
+        return HOSTILE[i % len(HOSTILE)] if i < 10 else out
+
+    def hostile_names(results):
+        m = results["models"][0]
+        m["name"] = "<script>window.__pwned=6</script>"
+        m["path"] = "</textarea><b>model</b>"
+        results["suite"]["train"]["data"][0]["synthetic"]["kind"] = "<img src=x onerror=alert(1)>"
+        results["environment"]["gpu"] = "</pre><script>window.__pwned=7</script>"
+        m["diagnostics"]["forgetting"]["verdict"]["summary"] = "<i>forgotten</i>"
+
+    run = make_report_run(tmp_path / "run<script>", epochs=1, n=12, output_hook=hostile_output,
+                          results_hook=hostile_names)
+    (run / "suite.yaml").write_text("name: </pre><script>window.__pwned=8</script>\n", encoding="utf-8")
+    html = render_report([run]).read_text(encoding="utf-8")
+    p = _parse(html)
+    assert [t for t, _ in p.tags].count("script") == 2          # the data block and the page's own script
+    assert not [t for t, _ in p.tags if t in ("img", "textarea", "b", "i", "svg") and t != "svg"]
+    assert "__pwned" not in p.scripts[1]                         # the executable script is ours alone
+    assert "&lt;script&gt;window.__pwned=6&lt;/script&gt;" in html
+    assert "&lt;i&gt;forgotten&lt;/i&gt;" in html
+    data = _sample_data(html)
+    outputs = {o for s in data["sets"] for epoch in s["output"] for o in epoch}
+    assert set(HOSTILE) <= outputs                               # shown exactly, as data
+    assert data["sets"][0]["label"] == "<script>window.__pwned=6</script>"
+
+
+def test_absent_sections_render_not_run(tmp_path):
+    def grade_only(results):
+        results["models"][0]["train"] = None
+        del results["models"][0]["audit"]
+
+    run = make_report_run(tmp_path / "bare", epochs=0, n=8, sections=False, results_hook=grade_only)
+    html = render_report([run]).read_text(encoding="utf-8")
+    assert html.count('<span class="vstatus">not run</span>') == 5
+    assert "training: not run" in html and "memory: not run" in html
+    assert "not run (needs at least one trained epoch" in html
+    assert "no training data" not in html   # the suite still names its training data
+
+
+def test_forgetting_matrix_from_scores_when_no_diagnostics(tmp_path):
+    run = make_report_run(tmp_path / "run", epochs=2, n=10, sections=False)
+    [s] = load_series([run])
+    m = forgetting_matrix(s)
+    assert m.source == "scores" and m.epochs == [1, 2] and not any(map(any, m.forgotten))
+    e = s.model["epochs"]
+    i = m.rows.index("fr-en/perplexity")
+    expected = e[2]["tasks"]["fr-en"]["metrics"]["perplexity"]["score"] - e[0]["tasks"]["fr-en"]["metrics"]["perplexity"]["score"]
+    assert m.delta[i][1] == pytest.approx(expected)
+    assert m.gain[i][1] == pytest.approx(-expected)               # lower perplexity is better
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_forgetting_matrix_reads_diagnostics(tmp_path, as_dict):
+    def edit(results):
+        cells = results["models"][0]["diagnostics"]["forgetting"]["tasks"]["fr-en"]["bleu"]
+        cells["epochs"][1]["forgotten"] = True
+        cells["epochs"][1]["delta_vs_base"] = -42.0
+        if as_dict:
+            cells["epochs"] = {str(c["epoch"]): c for c in cells["epochs"]}
+
+    run = make_report_run(tmp_path / "run", epochs=2, n=10, results_hook=edit)
+    m = forgetting_matrix(load_series([run])[0])
+    i = m.rows.index("fr-en/bleu")
+    assert m.source == "diagnostics" and m.delta[i][1] == -42.0 and m.forgotten[i][1]
+    assert m.computed[m.rows.index("fr-en/perplexity")] and not m.computed[i]
+
+
+def test_samples_are_capped_and_long_texts_cut(tmp_path):
+    long = "x" * 5000
+
+    run = make_report_run(tmp_path / "run", epochs=1, n=20,
+                          output_hook=lambda t, e, i, out: long if i == 0 else out)
+    sets = sample_sets(load_series([run]), max_samples=5, max_chars=100)
+    s = sets[0]
+    assert s["n_total"] == 20 and s["n_shown"] == 5 and len(s["ids"]) == 5
+    assert s["n_truncated"] == 2                                    # epoch 0 and epoch 1 outputs of item 0
+    assert s["output"][1][0].startswith("x" * 100) and "truncated: 5,000 characters" in s["output"][1][0]
+
+
+def test_sample_files_outside_the_run_are_not_read(tmp_path):
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text(json.dumps({"id": "s", "source": "SECRET", "reference": "", "output": ""}) + "\n")
+
+    def escape(results):
+        for e in results["models"][0]["epochs"]:
+            for rec in e["tasks"].values():
+                rec["samples"] = "../secret.jsonl"
+
+    run = make_report_run(tmp_path / "run", epochs=1, n=5, results_hook=escape)
+    assert sample_sets(load_series([run])) == []
+    assert "SECRET" not in render_report([run]).read_text(encoding="utf-8")
+
+
+def test_missing_keys_are_tolerated(tmp_path):
+    run = make_report_run(tmp_path / "run", epochs=1, n=5)
+    results, _ = load_results(run)
+    m = results["models"][0]
+    m["memory"] = {"verdict": {"status": "warn", "summary": "tight"}}   # no numbers
+    m["diagnostics"] = {"forgetting": {"tasks": "?"}, "inflection": {"series": None}}
+    m.pop("parameters")
+    m["epochs"][1]["tasks"]["en-fr"]["metrics"]["bleu"] = {"score": None, "skipped": "no outputs"}
+    results.pop("environment")
+    write_json(run / "results.json", results)
+    html = render_report([run]).read_text(encoding="utf-8")
+    assert "memory: not run" in html and "v-warn" in html
+
+
+def test_cli_compares_two_runs_in_one_page(tmp_path, capsys):
+    a = make_report_run(tmp_path / "lr-1e-3", epochs=2, n=10, lr=1e-3)
+    b = make_report_run(tmp_path / "lr-2e-4", epochs=2, n=10, lr=2e-4, seed=1)
+    out = tmp_path / "compare.html"
+    assert cli_main(["report", str(a), str(b), "-o", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    html = out.read_text(encoding="utf-8")
+    series = load_series([a, b])
+    assert [s.label for s in series] == ["lr-1e-3", "lr-2e-4"]
+    # one chart per task/metric with both runs on it, not one per run
+    assert html.count('data-chart="metric"') == len(metric_keys(series)) == 8
+    assert html.count('data-chart="loss"') == 1
+    assert html.count('data-chart="forgetting"') == 2
+    assert '<th colspan="3" class="group"' in html and html.count('class="group"') == 2
+    assert {s["label"] for s in _sample_data(html)["sets"]} == {"lr-1e-3", "lr-2e-4"}
+    assert not (a / "report.html").exists()
+
+
+def test_cli_report_on_a_missing_run_is_one_line_exit_2(tmp_path, capsys):
+    assert cli_main(["report", str(tmp_path / "nope")]) == 2
+    captured = capsys.readouterr()
+    assert "results file not found" in captured.out + captured.err
+
+
+def test_report_size_is_bounded_for_a_realistic_run(tmp_path):
+    """5 epochs x 2 tasks x 1,000 samples: the issue asks for well under a few MB."""
+    run = make_report_run(tmp_path / "big", epochs=5, n=1000, bootstrap=20)
+    size = render_report([run]).stat().st_size
+    assert size < 2.5 * 2 ** 20, f"report is {size:,} bytes"
