@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -121,8 +122,10 @@ def _load_jsonl(spec: DataSpec, path: Path) -> Iterable[Example]:
 
 def _load_parallel(spec: DataSpec, src_path: Path, tgt_path: Path) -> Iterable[Example]:
     with _open_text(src_path) as fs, _open_text(tgt_path) as ft:
-        lineno = 0
-        for lineno, (src, tgt) in enumerate(zip(fs, ft), 1):
+        for lineno, (src, tgt) in enumerate(zip_longest(fs, ft), 1):
+            if src is None or tgt is None:
+                longer = src_path if tgt is None else tgt_path
+                raise DataError(f"{longer}:{lineno}: parallel files differ in length (extra line here)")
             src, tgt = src.rstrip("\n"), tgt.rstrip("\n")
             if not src.strip() or not tgt.strip():
                 side = src_path if not src.strip() else tgt_path
@@ -133,10 +136,6 @@ def _load_parallel(spec: DataSpec, src_path: Path, tgt_path: Path) -> Iterable[E
                 origin=f"{src_path}|{tgt_path}",
                 meta={"direction": spec.direction},
             )
-        rest_s, rest_t = fs.readline(), ft.readline()
-        if rest_s or rest_t:
-            longer = src_path if rest_s else tgt_path
-            raise DataError(f"{longer}:{lineno + 1}: parallel files differ in length (extra line here)")
 
 
 def _load_hf(spec: DataSpec) -> Iterable[Example]:

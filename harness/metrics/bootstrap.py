@@ -37,13 +37,21 @@ def paired_bootstrap(
     samples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    alternative: str = "two-sided",
 ) -> dict:
     """Is `new` different from `old` on the same items, beyond resampling noise?
 
-    Returns the observed delta (new - old), its percentile interval, and a two-sided p-value
-    (share of resamples whose delta has the other sign, doubled). Rows must be aligned: row i
-    of both matrices is the same test item.
+    Returns the observed delta (new - old), its percentile interval, and a p-value. Rows must
+    be aligned: row i of both matrices is the same test item.
+
+    `alternative` (as in scipy.stats): "two-sided" (default) gives the share of resamples whose
+    delta has the other sign than the observed one, doubled; "less" tests H1 new < old and
+    gives the share of resamples with delta >= 0; "greater" tests H1 new > old and gives the
+    share with delta <= 0. The gate uses the one-sided form in the direction of a drop ("less"
+    for higher-is-better metrics, "greater" for lower-is-better ones).
     """
+    if alternative not in ("two-sided", "less", "greater"):
+        raise ValueError(f"alternative must be two-sided, less or greater, not {alternative!r}")
     if len(stats_new) != len(stats_old):
         raise ValueError(f"paired bootstrap needs the same items ({len(stats_new)} vs {len(stats_old)})")
     delta = metric.score(stats_new) - metric.score(stats_old)
@@ -57,7 +65,11 @@ def paired_bootstrap(
     if not len(deltas):
         return {"delta": float(delta), "ci": None, "p_value": None, "samples": 0}
     alpha = (1 - confidence) / 2
-    if delta >= 0:
+    if alternative == "less":
+        p = float(np.mean(deltas >= 0))
+    elif alternative == "greater":
+        p = float(np.mean(deltas <= 0))
+    elif delta >= 0:
         p = 2 * float(np.mean(deltas <= 0))
     else:
         p = 2 * float(np.mean(deltas >= 0))
