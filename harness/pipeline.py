@@ -68,9 +68,34 @@ def _start(suite: Suite, run_dir: Optional[str]) -> tuple[RunDir, dict, Callable
     return run, results, lambda: write_json(run.results_path, results)
 
 
-def _best(record: dict, metric_key: str) -> Optional[dict]:
-    from harness.diagnose import score_of
+def _run_audits(train_rows, tokenized, tokenizer, tasks: list[LoadedTask], suite: Suite) -> Optional[dict]:
+    try:
+        from harness import audit
+    except ImportError:  # audits not installed in this build
+        return None
+    return audit.run_audits(train_examples=train_rows, tokenized=tokenized, tokenizer=tokenizer,
+                            eval_sets={t.spec.name: t.examples for t in tasks}, suite=suite)
 
+
+def _diagnose(record: dict, run: RunDir, suite: Suite) -> None:
+    try:
+        from harness import diagnose
+    except ImportError:
+        return
+    diagnose.diagnose_model(record, run, suite)
+
+
+def score_of(epoch_record: dict, key: str) -> tuple[Optional[float], bool]:
+    """'TASK/METRIC' or 'TASK/loss' → (value, higher_is_better) at one graded epoch."""
+    task, metric = key.split("/", 1)
+    rec = epoch_record["tasks"][task]
+    if metric == "loss":
+        return rec.get("loss"), False
+    m = rec["metrics"][metric]
+    return m.get("score"), m.get("higher_is_better", True)
+
+
+def _best(record: dict, metric_key: str) -> Optional[dict]:
     best = None
     for e in record["epochs"]:
         try:
@@ -95,7 +120,7 @@ def default_best_metric(suite: Suite, tasks: list[LoadedTask]) -> str:
 # --------------------------------------------------------------------------- train
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
                     gpu_memory: Optional[str] = None) -> tuple[dict, RunDir]:
-    from harness import audit, diagnose, memory
+    from harness import memory
     from harness.backends.transformers_backend import parameter_summary
     from runners import trl_sft
 
@@ -119,18 +144,17 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             results["models"].append(record)
 
             tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
-            record["audit"] = audit.run_audits(
-                train_examples=train_rows, tokenized=tokenized, tokenizer=tokenizer,
-                eval_sets={t.spec.name: t.examples for t in tasks}, suite=suite)
+            record["audit"] = _run_audits(train_rows, tokenized, tokenizer, tasks, suite)
             save()
-            if record["audit"]["verdict"]["status"] == "fail" and suite.diagnostics.audit.fail_on_error:
+            if record["audit"] and record["audit"]["verdict"]["status"] == "fail" \
+                    and suite.diagnostics.audit.fail_on_error:
                 raise AuditFailed(f"pre-training audit failed: {record['audit']['verdict']['summary']} "
                                   f"(set diagnostics.audit.fail_on_error: false to train anyway)")
 
             _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log)
             record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
             record.pop("_measured", None)
-            diagnose.diagnose_model(record, run, suite)
+            _diagnose(record, run, suite)
             save()
         results["status"] = "complete"
     except KeyboardInterrupt:
@@ -150,7 +174,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
 def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks: list[LoadedTask],
                run: RunDir, record: dict, save: Callable[[], None], log: Log) -> None:
     from harness.backends.transformers_backend import TransformersBackend
-    from harness.diagnose import EarlyStopper, score_of
+    from harness.early_stopping import EarlyStopper
     from harness.memory import MemoryCallback
     from runners import trl_sft
 
@@ -213,7 +237,6 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
-    from harness import diagnose
     from harness.backends import backend_class
 
     tasks = load_tasks(suite)
@@ -241,7 +264,7 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             save()
             del backend
         for record in results["models"]:
-            diagnose.diagnose_model(record, run, suite)
+            _diagnose(record, run, suite)
         results["status"] = "complete"
     except KeyboardInterrupt:
         results["status"] = "interrupted"

@@ -85,7 +85,7 @@ def test_grade_predictions_without_a_model(tmp_path):
 def test_predictions_with_own_reference_and_bad_lines(tmp_path):
     suite = _write_suite(tmp_path, ROWS)
     preds = tmp_path / "preds.jsonl"
-    preds.write_text(json.dumps({"task": "en-fr", "id": "new", "output": "Bonjour.", "reference": "Bonjour."}) + "\n")
+    preds.write_text(json.dumps({"task": "en-fr", "id": "new", "output": "Le petit chat noir dort ici.", "reference": "Le petit chat noir dort ici."}) + "\n")
     assert main(["-q", "grade", str(suite), "--predictions", str(preds), "--run-dir", str(tmp_path / "r"),
                  "--no-report"]) == 0
     results, _ = load_results(tmp_path / "r")

@@ -98,7 +98,7 @@ def test_stored_bleu_and_chrf_equal_sacrebleu_cli(trained_run, tmp_path):
     sacrebleu = Path(sys.executable).parent / "sacrebleu"
     out = subprocess.run([str(sacrebleu), str(tmp_path / "ref"), "-i", str(tmp_path / "hyp"),
                           "-m", "bleu", "chrf", "-b", "-w", "6"], capture_output=True, text=True, check=True)
-    cli_bleu, cli_chrf = (float(x) for x in out.stdout.split())
+    cli_bleu, cli_chrf = (float(x) for x in json.loads(out.stdout))
     assert rec["metrics"]["bleu"]["score"] == pytest.approx(cli_bleu, abs=1e-5)
     assert rec["metrics"]["chrf"]["score"] == pytest.approx(cli_chrf, abs=1e-5)
 
