@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,6 +67,19 @@ def _start(suite: Suite, run_dir: Optional[str]) -> tuple[RunDir, dict, Callable
     results = new_results(suite.name, json.loads(suite.model_dump_json(exclude={"base_dir"})), environment())
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return run, results, lambda: write_json(run.results_path, results)
+
+
+def _close(results: dict, save: Callable[[], None]) -> None:
+    """Last write of a run, whatever ended it: a run never left 'running' keeps its epochs."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, KeyboardInterrupt):
+        results["status"] = "interrupted"
+    elif exc is not None:
+        results["status"] = "failed"
+    results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for rec in results["models"]:
+        rec.pop("_measured", None)
+    save()
 
 
 def _run_audits(train_rows, tokenized, tokenizer, tasks: list[LoadedTask], suite: Suite) -> Optional[dict]:
@@ -157,17 +171,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             _diagnose(record, run, suite)
             save()
         results["status"] = "complete"
-    except KeyboardInterrupt:
-        results["status"] = "interrupted"
-        raise
-    except BaseException:
-        results["status"] = "failed"
-        raise
     finally:
-        results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        for rec in results["models"]:
-            rec.pop("_measured", None)
-        save()
+        _close(results, save)
     return results, run
 
 
@@ -266,15 +271,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
         for record in results["models"]:
             _diagnose(record, run, suite)
         results["status"] = "complete"
-    except KeyboardInterrupt:
-        results["status"] = "interrupted"
-        raise
-    except BaseException:
-        results["status"] = "failed"
-        raise
     finally:
-        results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        save()
+        _close(results, save)
     return results, run
 
 
