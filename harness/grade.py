@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-import numpy as np
-
 from harness.backends.base import Backend, Generation
 from harness.data import Example, load_rows
 from harness.metrics import build_metrics
@@ -136,12 +134,3 @@ def grade_epoch(backend: Optional[Backend], tasks: list[LoadedTask], boot: Boots
         task_record["samples"] = run.rel(path)
         record["tasks"][task.spec.name] = task_record
     return record
-
-
-def headline(epoch_record: dict) -> dict[str, dict[str, float]]:
-    """task → metric → score, for terminal summaries."""
-    return {t: {m: v.get("score") for m, v in r["metrics"].items()} for t, r in epoch_record["tasks"].items()}
-
-
-def stack_stats(rows: list[dict], metric: str) -> np.ndarray:
-    return np.array([r["stats"][metric] for r in rows], dtype=float)
