@@ -20,6 +20,7 @@ class TokenizedExample:
     assistant_mask: list[int]   # 1 on assistant tokens (before any loss masking choice)
     truncated: bool
     prompt_len: int             # tokens before the last assistant turn (the generation prompt)
+    full_length: int = 0        # tokens before truncation
 
     def as_row(self) -> dict:
         return {"input_ids": self.input_ids, "labels": self.labels,
@@ -74,7 +75,8 @@ def tokenize_conversation(
         for j in range(start, min(stop, len(full))):
             mask[j] = 1
         last_prompt_len = start
-    truncated = len(full) > max_len
+    length = len(full)
+    truncated = length > max_len
     full, mask = full[:max_len], mask[:max_len]
     labels = [t if (mask[k] or not assistant_only) else IGNORE_INDEX for k, t in enumerate(full)]
-    return TokenizedExample(full, labels, mask, truncated, min(last_prompt_len, max_len))
+    return TokenizedExample(full, labels, mask, truncated, min(last_prompt_len, max_len), length)

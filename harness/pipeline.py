@@ -82,21 +82,28 @@ def _close(results: dict, save: Callable[[], None]) -> None:
     save()
 
 
-def _run_audits(train_rows, tokenized, tokenizer, tasks: list[LoadedTask], suite: Suite) -> Optional[dict]:
-    try:
-        from harness import audit
-    except ImportError:  # audits not installed in this build
-        return None
+def _run_audits(train_rows, tokenized, tokenizer, tasks: list[LoadedTask], suite: Suite) -> dict:
+    from harness import audit
+    from runners import trl_sft
+
     return audit.run_audits(train_examples=train_rows, tokenized=tokenized, tokenizer=tokenizer,
-                            eval_sets={t.spec.name: t.examples for t in tasks}, suite=suite)
+                            eval_sets={t.spec.name: t.examples for t in tasks}, suite=suite,
+                            batches=trl_sft.batches(tokenizer, tokenized, suite.train))
 
 
 def _diagnose(record: dict, run: RunDir, suite: Suite) -> None:
-    try:
-        from harness import diagnose
-    except ImportError:
-        return
+    from harness import diagnose
+
     diagnose.diagnose_model(record, run, suite)
+
+
+def _log_verdicts(record: dict, log: Log) -> None:
+    best = record.get("best")
+    if best:
+        where = f", checkpoint {best['checkpoint']}" if best.get("checkpoint") else ""
+        log(f"best epoch for {best['metric']}: {best['epoch']} ({best['score']:.2f}{where})")
+    for name, section in (record.get("diagnostics") or {}).items():
+        log(f"{name}: {section['verdict']['status']}: {section['verdict']['summary']}")
 
 
 def score_of(epoch_record: dict, key: str) -> tuple[Optional[float], bool]:
@@ -119,8 +126,26 @@ def _best(record: dict, metric_key: str) -> Optional[dict]:
         if value is None:
             continue
         if best is None or (value > best["score"] if higher else value < best["score"]):
-            best = {"metric": metric_key, "epoch": e["epoch"], "score": value}
+            best = {"metric": metric_key, "epoch": e["epoch"], "score": value, "checkpoint": e.get("checkpoint")}
     return best
+
+
+def rotate_checkpoints(record: dict, keep: Optional[int], run: RunDir) -> list[int]:
+    """Delete epoch checkpoints beyond the newest `keep`, never the best one; returns deleted epochs."""
+    import shutil
+
+    if not keep:
+        return []
+    saved = [e for e in record["epochs"] if e.get("checkpoint")]
+    best_epoch = (record.get("best") or {}).get("epoch")
+    deleted = []
+    for e in saved[:-keep]:
+        if e["epoch"] == best_epoch:
+            continue
+        shutil.rmtree(run.root / e["checkpoint"], ignore_errors=True)
+        e["checkpoint"], e["checkpoint_deleted"] = None, True
+        deleted.append(e["epoch"])
+    return deleted
 
 
 def default_best_metric(suite: Suite, tasks: list[LoadedTask]) -> str:
@@ -160,8 +185,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
             record["audit"] = _run_audits(train_rows, tokenized, tokenizer, tasks, suite)
             save()
-            if record["audit"] and record["audit"]["verdict"]["status"] == "fail" \
-                    and suite.diagnostics.audit.fail_on_error:
+            log(f"pre-training audit: {record['audit']['verdict']['status']}: {record['audit']['verdict']['summary']}")
+            if record["audit"]["verdict"]["status"] == "fail" and suite.diagnostics.audit.fail_on_error:
                 raise AuditFailed(f"pre-training audit failed: {record['audit']['verdict']['summary']} "
                                   f"(set diagnostics.audit.fail_on_error: false to train anyway)")
 
@@ -170,6 +195,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             record.pop("_measured", None)
             _diagnose(record, run, suite)
             save()
+            _log_verdicts(record, log)
         results["status"] = "complete"
     finally:
         _close(results, save)
@@ -215,6 +241,8 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
             trained_model.save_pretrained(ckpt)
             tokenizer.save_pretrained(ckpt)
             er["checkpoint"] = run.rel(ckpt)
+            record["best"] = _best(record, best_key)
+            rotate_checkpoints(record, suite.train.keep_checkpoints, run)
         save()
         if stopper and stopper.update(epoch, *score_of(er, es.metric)):
             log(f"early stopping after epoch {epoch}: {es.metric} has not improved for {es.patience} epochs "

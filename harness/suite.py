@@ -134,6 +134,9 @@ class TrainSpec(_Strict):
     lora: LoraSpec = Field(default_factory=LoraSpec)
     early_stopping: Optional[EarlyStoppingSpec] = None
     save_checkpoints: bool = True
+    keep_checkpoints: Optional[int] = Field(
+        None, ge=1, description="Keep only the newest N epoch checkpoints (the best one is always kept); "
+                                "unset keeps all.")
     logging_steps: int = Field(5, ge=1)
 
 
@@ -176,19 +179,28 @@ class TaskSpec(_Strict):
 
 # ------------------------------------------------------------------ diagnostics etc
 class ForgettingSpec(_Strict):
-    threshold: float = Field(1.0, ge=0, description="Points below baseline that count as a drop.")
-    confidence: float = Field(0.95, gt=0, lt=1)
+    threshold: float = Field(1.0, ge=0, description="Drop below epoch 0, in the metric's own units "
+                                                     "(BLEU points, percentage points), that counts.")
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"perplexity": 0.5, "loss": 0.05},
+        description="Per-metric thresholds that replace `threshold`, e.g. {perplexity: 0.5}.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="One-sided paired bootstrap: p < 1 - confidence.")
+    samples: int = Field(1000, ge=100, description="Bootstrap resamples for the paired tests.")
 
 
 class AuditSpec(_Strict):
     fail_on_error: bool = Field(True, description="Stop the run when a pre-training audit fails.")
-    max_truncated_share: float = Field(0.05, ge=0, le=1)
+    max_truncated_share: float = Field(0.05, ge=0, le=1, description="Warn above this share of "
+                                       "training examples cut by max_seq_len.")
+    max_leakage_share: float = Field(0.01, ge=0, le=1, description="Fail above this share of a "
+                                     "validation set found verbatim in the training data (any is a warning).")
 
 
 class DiagnosticsSpec(_Strict):
     forgetting: ForgettingSpec = Field(default_factory=ForgettingSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
-    smoothing: int = Field(1, ge=1, description="Moving-average window for noisy series.")
+    smoothing: int = Field(1, ge=1, description="Centred moving-average window (epochs) applied to validation "
+                                                "series before locating the peak; 1 = off.")
 
 
 class GateSpec(_Strict):

@@ -10,6 +10,7 @@ return None for "not run", never raise on a missing key.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,3 +430,50 @@ def suite_texts(series: list[Series]) -> list[tuple[str, str]]:
             text = yaml.safe_dump(s.results.get("suite") or {}, sort_keys=False, allow_unicode=True)
         out.append((key, text))
     return out
+
+
+# --------------------------------------------------------------------------- diagnostics evidence
+def diagnostics_evidence(s: Series) -> dict:
+    """Tables behind each verdict: forgetting cells, inflection series, audit checks."""
+    diag = s.model.get("diagnostics") if isinstance(s.model.get("diagnostics"), dict) else {}
+    forgetting = []
+    f = diag.get("forgetting") if isinstance(diag.get("forgetting"), dict) else {}
+    for task, metrics in (f.get("tasks") or {}).items() if isinstance(f.get("tasks"), dict) else ():
+        for metric, row in (metrics or {}).items() if isinstance(metrics, dict) else ():
+            cells = _forgetting_cells(f["tasks"], task, metric) or {}
+            if not cells:
+                continue
+            last_epoch = max(cells)
+            last = cells[last_epoch]
+            ci = last.get("ci") if isinstance(last.get("ci"), list) and len(last["ci"]) == 2 else [None, None]
+            first = min((e for e, c in cells.items() if c.get("forgotten")), default=None)
+            forgetting.append({"key": f"{task}/{metric}", "base": num(row.get("base")), "epoch": last_epoch,
+                               "score": num(last.get("score")), "delta": num(last.get("delta_vs_base")),
+                               "best_so_far": num(last.get("best_so_far")),
+                               "best_so_far_epoch": last.get("best_so_far_epoch"),
+                               "lo": num(ci[0]), "hi": num(ci[1]), "p": num(last.get("p_value")),
+                               "threshold": num(row.get("threshold")), "forgotten": last.get("forgotten"),
+                               "first_forgotten": first})
+    forgetting.sort(key=lambda r: (not r["forgotten"], r["key"]))
+    inflection = []
+    inf = diag.get("inflection") if isinstance(diag.get("inflection"), dict) else {}
+    for key, sr in (inf.get("series") or {}).items() if isinstance(inf.get("series"), dict) else ():
+        if not isinstance(sr, dict):
+            continue
+        dec = sr.get("decline") if isinstance(sr.get("decline"), dict) else {}
+        inflection.append({"key": key, "best": sr.get("best_epoch"), "smoothed_best": sr.get("smoothed_best_epoch"),
+                           "inflection": sr.get("inflection_epoch"), "status": str(sr.get("status") or ""),
+                           "delta": num(dec.get("delta")), "p": num(dec.get("p_value"))})
+    audit = []
+    a = s.model.get("audit") if isinstance(s.model.get("audit"), dict) else {}
+    for part in ("labels", "template", "data"):
+        for c in (a.get(part) or {}).get("checks") or [] if isinstance(a.get(part), dict) else []:
+            if isinstance(c, dict):
+                audit.append({"name": f"{part}.{c.get('name')}", "status": str(c.get("status") or ""),
+                              "detail": str(c.get("detail") or ""), "rule": str(c.get("rule") or ""),
+                              "examples": json.dumps(c.get("examples") or [], ensure_ascii=False)[:300]})
+    smoothing = inf.get("smoothing") if isinstance(inf.get("smoothing"), dict) else {}
+    return {"forgetting": forgetting, "forgetting_test": str(f.get("test") or ""),
+            "confidence": num(f.get("confidence")), "inflection": inflection,
+            "disagreements": [d for d in inf.get("disagreements") or [] if isinstance(d, dict)],
+            "smoothing": smoothing.get("window"), "audit": audit}

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from harness import __version__
 from harness.results import write_atomic
 from reports import charts
-from reports.collect import (Series, environment_table, forgetting_matrix, header, higher_is_better,
+from reports.collect import (Series, diagnostics_evidence, environment_table, forgetting_matrix, header, higher_is_better,
                              load_series, loss_curves, memory_breakdown, metric_curve, metric_keys,
                              score_table, signatures, suite_texts)
 from reports.samples import MAX_CHARS, MAX_SAMPLES, sample_sets, script_json
@@ -68,6 +68,7 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "loss_svg": _svg(charts.loss_chart([loss_curves(s) for s in series], "loss-")),
         "metric_charts": _metric_charts(series),
         "forgetting": _forgetting(series),
+        "evidence": [{"label": s.label, **diagnostics_evidence(s)} for s in series],
         "memory": _memory(series),
         "scores": score_table(series),
         "sample_sets": [{"label": s["label"], "task": s["task"], "n_total": s["n_total"],

@@ -105,6 +105,25 @@ def to_dataset(tokenized: list[TokenizedExample]):
     return Dataset.from_list([{"input_ids": t.input_ids, "labels": t.labels} for t in tokenized])
 
 
+def collator(tokenizer, train: TrainSpec):
+    """The batch collator handed to SFTTrainer: pads ids with the pad token and labels with -100.
+
+    The pre-training label audit builds its batches with this same object, so what it checks
+    is what the trainer sees.
+    """
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=train.packing)
+
+
+def batches(tokenizer, tokenized: list[TokenizedExample], train: TrainSpec, limit: int = 4096):
+    """The first `limit` training examples as the trainer's collated batches, in dataset order."""
+    rows = to_dataset(tokenized[:limit])
+    collate = collator(tokenizer, train)
+    for i in range(0, len(rows), train.batch_size):
+        yield collate([rows[j] for j in range(i, min(i + train.batch_size, len(rows)))])
+
+
 # ------------------------------------------------------------------ 3. config
 def sft_config(train: TrainSpec, output_dir: Path):
     from trl import SFTConfig
@@ -178,7 +197,8 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
 
     trainer = SFTTrainer(
         model=model, args=sft_config(train_spec, work_dir), train_dataset=to_dataset(tokenized),
-        processing_class=tokenizer, callbacks=[EpochGrading(), *extra_callbacks],
+        processing_class=tokenizer, data_collator=collator(tokenizer, train_spec),
+        callbacks=[EpochGrading(), *extra_callbacks],
     )
     from transformers.trainer_callback import PrinterCallback
 

@@ -1,0 +1,141 @@
+"""Forgetting and inflection diagnostics on real graded run directories (real metrics, no model).
+
+The planted-fault tests on real training runs are in tests/test_planted_faults.py; these pin
+the decision rules: threshold AND significance, best so far, smoothing, loss-vs-metric
+disagreement, and what happens without per-item statistics.
+"""
+from __future__ import annotations
+
+import pytest
+from run_fixtures import damage, make_run, sentences
+
+from harness.diagnose import diagnose_model, smooth
+from harness.results import load_results
+from harness.suite import load_suite
+
+REFS = {"en-fr": sentences(60, seed=1), "fr-en": sentences(60, seed=2)}
+
+
+def diagnose(root, **suite_overrides):
+    results, run = load_results(root)
+    suite = load_suite(root / "suite.yaml")
+    if suite_overrides:
+        suite = suite.model_copy(update=suite_overrides)
+    model = results["models"][0]
+    diagnose_model(model, run, suite)
+    return model["diagnostics"]
+
+
+def outputs(rates: dict[str, list[float]]) -> dict:
+    """{task: [damage rate per epoch]} → make_run's epoch → task → outputs."""
+    n = len(next(iter(rates.values())))
+    return {ep: {t: damage(REFS[t], r[ep], seed=10 * ep + k) for k, (t, r) in enumerate(rates.items())}
+            for ep in range(n)}
+
+
+def with_train_loss(losses):
+    def hook(results):
+        for e in results["models"][0]["epochs"]:
+            e["train_loss"] = losses[e["epoch"]] if e["epoch"] > 0 else None
+    return hook
+
+
+def test_forgotten_direction_is_flagged_with_interval(tmp_path):
+    root = make_run(tmp_path, outputs({"en-fr": [0.7, 0.4, 0.2], "fr-en": [0.1, 0.4, 0.6]}), REFS)
+    d = diagnose(root)["forgetting"]
+    assert "fr-en/bleu" in d["flagged"] and "fr-en/chrf" in d["flagged"]
+    assert not any(k.startswith("en-fr/") for k in d["flagged"])
+    cell = d["tasks"]["fr-en"]["bleu"]["epochs"]["2"]
+    assert cell["forgotten"] and cell["delta_vs_base"] < -20
+    lo, hi = cell["ci"]
+    assert lo <= cell["delta_vs_base"] <= hi and hi < 0 and cell["p_value"] < 0.05
+    assert d["verdict"]["status"] == "fail" and "fr-en/bleu" in d["verdict"]["summary"]
+    # the trained direction improves: no drop, best so far moves forward
+    up = d["tasks"]["en-fr"]["bleu"]["epochs"]
+    assert up["2"]["best_so_far_epoch"] == 2 and up["2"]["drop_from_best"] == 0 and not up["2"]["forgotten"]
+
+
+def test_small_or_noisy_drop_is_not_forgetting(tmp_path):
+    """Same quality at every epoch (different random damage): drops are noise, not forgetting."""
+    root = make_run(tmp_path, outputs({"en-fr": [0.3, 0.3, 0.3], "fr-en": [0.3, 0.3, 0.3]}), REFS)
+    d = diagnose(root)["forgetting"]
+    assert d["flagged"] == [] and d["verdict"]["status"] == "pass"
+    # a drop beyond a zero threshold is still not flagged unless the paired test says so
+    for task in d["tasks"].values():
+        for row in task.values():
+            for cell in row["epochs"].values():
+                assert cell["forgotten"] is not True or cell["p_value"] < 0.05
+
+
+def test_threshold_is_per_metric_and_in_metric_units(tmp_path):
+    root = make_run(tmp_path, outputs({"en-fr": [0.2, 0.25], "fr-en": [0.2, 0.25]}), REFS)
+    loose = load_suite(root / "suite.yaml").diagnostics.forgetting.model_copy(update={"threshold": 50.0})
+    d = diagnose(root, diagnostics=load_suite(root / "suite.yaml").diagnostics.model_copy(
+        update={"forgetting": loose}))["forgetting"]
+    assert d["tasks"]["fr-en"]["bleu"]["threshold"] == 50.0
+    assert not any(k.endswith(("/bleu", "/chrf")) for k in d["flagged"])
+    # the per-metric table overrides the global threshold: the loss keeps its own (0.05 nats)
+    assert d["tasks"]["fr-en"]["loss"]["threshold"] == 0.05 and "fr-en/loss" in d["flagged"]
+
+
+def test_forgetting_without_sample_stats_is_a_warning_not_a_flag(tmp_path):
+    root = make_run(tmp_path, outputs({"en-fr": [0.1, 0.6]}), {"en-fr": REFS["en-fr"]}, samples=False)
+    d = diagnose(root)["forgetting"]
+    assert d["flagged"] == [] and d["tasks"]["en-fr"]["bleu"]["epochs"]["1"]["forgotten"] is None
+    assert d["verdict"]["status"] == "warn"
+
+
+def test_inflection_found_after_peak_while_train_loss_falls(tmp_path):
+    root = make_run(tmp_path, outputs({"en-fr": [0.8, 0.4, 0.1, 0.4, 0.6]}), {"en-fr": REFS["en-fr"]},
+                    results_hook=with_train_loss([None, 2.0, 1.5, 1.0, 0.5]))
+    inf = diagnose(root)["inflection"]
+    s = inf["series"]["en-fr/bleu"]
+    assert s["best_epoch"] == 2 and s["inflection_epoch"] == 2 and s["status"] == "inflection"
+    assert s["decline"]["p_value"] < 0.05 and s["decline"]["delta"] < 0
+    assert "en-fr/bleu" in inf["inflections"] and inf["verdict"]["status"] == "warn"
+    assert "epoch 2" in inf["verdict"]["summary"]
+
+
+def test_no_inflection_when_train_loss_rises_too(tmp_path):
+    """A metric that falls while training loss also rises is divergence, not overfitting."""
+    root = make_run(tmp_path, outputs({"en-fr": [0.8, 0.4, 0.1, 0.4, 0.6]}), {"en-fr": REFS["en-fr"]},
+                    results_hook=with_train_loss([None, 2.0, 1.5, 1.8, 2.2]))
+    s = diagnose(root)["inflection"]["series"]["en-fr/bleu"]
+    assert s["inflection_epoch"] is None and s["status"] == "plateau"
+
+
+def test_improving_series_and_loss_metric_disagreement(tmp_path):
+    def likelihood(task, epoch, i, output, reference):
+        n = len(reference.split()) + 1
+        return n * [2.0, 1.0, 1.2, 1.4][epoch], n   # loss best at epoch 1, BLEU keeps rising
+
+    root = make_run(tmp_path, outputs({"en-fr": [0.8, 0.5, 0.3, 0.1]}), {"en-fr": REFS["en-fr"]},
+                    likelihood=likelihood, results_hook=with_train_loss([None, 2.0, 1.0, 0.5]))
+    inf = diagnose(root)["inflection"]
+    assert inf["series"]["en-fr/bleu"]["status"] == "improving"
+    assert inf["series"]["en-fr/loss"]["best_epoch"] == 1
+    assert inf["series"]["en-fr/loss"]["inflection_epoch"] == 1
+    assert {"task": "en-fr", "metric": "bleu", "metric_best_epoch": 3, "loss_best_epoch": 1} in inf["disagreements"]
+    assert "validation loss is 1" in inf["verdict"]["summary"]
+
+
+def test_smoothing_is_a_centred_moving_average():
+    assert smooth([1.0, 4.0, 1.0, 4.0], 1) == [1.0, 4.0, 1.0, 4.0]
+    assert smooth([0.0, 3.0, 6.0, None, 9.0], 3) == [1.5, 3.0, 4.5, None, 9.0]
+
+
+def test_one_epoch_is_skipped_not_guessed(tmp_path):
+    root = make_run(tmp_path, outputs({"en-fr": [0.5]}), {"en-fr": REFS["en-fr"]})
+    d = diagnose(root)
+    assert d["forgetting"]["verdict"]["status"] == "skipped"
+    assert d["inflection"]["verdict"]["status"] == "skipped"
+
+
+@pytest.mark.parametrize("window", [1, 3])
+def test_smoothing_window_is_recorded(tmp_path, window):
+    root = make_run(tmp_path, outputs({"en-fr": [0.8, 0.4, 0.1, 0.4]}), {"en-fr": REFS["en-fr"]},
+                    results_hook=with_train_loss([None, 2.0, 1.5, 1.0]))
+    suite = load_suite(root / "suite.yaml")
+    inf = diagnose(root, diagnostics=suite.diagnostics.model_copy(update={"smoothing": window}))["inflection"]
+    assert inf["smoothing"]["window"] == window
+    assert len(inf["series"]["en-fr/bleu"]["smoothed"]) == 4
