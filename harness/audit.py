@@ -55,12 +55,17 @@ def _verdict(checks: list[dict]) -> dict:
 
 def run_audits(train_examples: list[Example], tokenized: list[TokenizedExample], tokenizer,
                eval_sets: dict[str, list[Example]], suite: Suite, batches: Iterable[dict] = ()) -> dict:
-    """All three audits; returns the `audit` section of a model's record in results.json."""
-    sections = {
-        "labels": label_audit(batches, tokenized, tokenizer, suite),
-        "template": template_audit(train_examples, eval_sets, tokenizer),
-        "data": data_audit(train_examples, tokenized, eval_sets, suite),
-    }
+    """The audits; returns the `audit` section of a model's record in results.json.
+
+    Without a tokenizer and tokenized training data (`harness grade`) the label audit is left
+    out and the template and data audits check the evaluation sets (and the suite's training
+    data, when it names some, for leakage).
+    """
+    sections = {}
+    if tokenizer is not None and tokenized:
+        sections["labels"] = label_audit(batches, tokenized, tokenizer, suite)
+    sections["template"] = template_audit(train_examples, eval_sets, tokenizer)
+    sections["data"] = data_audit(train_examples, tokenized, eval_sets, suite)
     checks = [dict(c, name=f"{part}.{c['name']}") for part, s in sections.items() for c in s["checks"]]
     return {**sections, "verdict": _verdict(checks)}
 
@@ -198,6 +203,8 @@ def template_audit(train_examples: list[Example], eval_sets: dict[str, list[Exam
         "chat markers belong to the tokenizer's template, never to the data",
         f"{len(literal)} of {total} rows contain a chat marker such as {literal[0]['marker']!r} in their text"
         if literal else f"no chat markers written into {total} rows", literal)]
+    if tokenizer is None:
+        return {"markers_checked": len(markers), "checks": checks}
     probe = [{"role": "user", "content": "ping"}, {"role": "assistant", "content": "pong"}]
     eot = set(end_of_turn_ids(tokenizer))
     try:
@@ -242,11 +249,12 @@ def data_audit(train_examples: list[Example], tokenized: list[TokenizedExample],
                eval_sets: dict[str, list[Example]], suite: Suite) -> dict:
     spec = suite.diagnostics.audit
     checks = []
-    n_dup, ex = _dups(train_examples)
-    share = n_dup / max(1, len(train_examples))
-    checks.append(_check("train_duplicates", "warn" if n_dup else "pass", share,
-                         "exact duplicates (normalised messages) within the training data weigh those rows twice",
-                         f"{n_dup} of {len(train_examples)} training rows ({share:.1%}) repeat an earlier row", ex))
+    if train_examples:
+        n_dup, ex = _dups(train_examples)
+        share = n_dup / len(train_examples)
+        checks.append(_check("train_duplicates", "warn" if n_dup else "pass", share,
+                             "exact duplicates (normalised messages) within the training data weigh those rows twice",
+                             f"{n_dup} of {len(train_examples)} training rows ({share:.1%}) repeat an earlier row", ex))
     train_rows = {row_hash(e.messages): e.id for e in train_examples}
     train_prompts = {row_hash(e.prompt_messages): e.id for e in train_examples}
     leakage = {}
@@ -255,6 +263,8 @@ def data_audit(train_examples: list[Example], tokenized: list[TokenizedExample],
         checks.append(_check(f"{name}.duplicates", "warn" if n_dup else "pass", n_dup / max(1, len(rows)),
                              "exact duplicates within an evaluation set count twice in its score",
                              f"{n_dup} of {len(rows)} rows repeat an earlier row", ex))
+        if not train_examples:
+            continue
         full = [{"id": e.id, "train_id": train_rows[h]} for e in rows if (h := row_hash(e.messages)) in train_rows]
         prompt = [e.id for e in rows if row_hash(e.prompt_messages) in train_prompts]
         share = len(full) / max(1, len(rows))

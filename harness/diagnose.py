@@ -280,7 +280,8 @@ def inflection(record: dict, items: _ItemStats, suite: Suite) -> dict:
             continue
         for key, s in section["series"].items():
             t, name = key.split("/", 1)
-            if t == task and name != LOSS and s["best_epoch"] != loss["best_epoch"]:
+            flat = len({v for v in s["raw"] if v is not None}) == 1   # a flat series has no best epoch to argue
+            if t == task and name != LOSS and not flat and s["best_epoch"] != loss["best_epoch"]:
                 section["disagreements"].append({"task": task, "metric": name, "metric_best_epoch": s["best_epoch"],
                                                  "loss_best_epoch": loss["best_epoch"]})
     if section["inflections"]:

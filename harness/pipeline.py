@@ -272,7 +272,17 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
     from harness.backends import backend_class
 
+    from harness import audit
+
     tasks = load_tasks(suite)
+    train_rows = []
+    if suite.train:
+        try:
+            train_rows = load_training_rows(suite)
+        except Exception as e:  # e.g. a hub dataset offline: grading does not need it
+            log(f"audit: training data not loaded, leakage not checked ({str(e).splitlines()[0][:160]})")
+    data_audit = audit.run_audits(train_examples=train_rows, tokenized=[], tokenizer=None, suite=suite,
+                                  eval_sets={t.spec.name: t.examples for t in tasks})
     run, results, save = _start(suite, run_dir)
     log(f"run directory: {run.root}")
     try:
@@ -297,6 +307,7 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             save()
             del backend
         for record in results["models"]:
+            record["audit"] = data_audit   # grading data only: no training batches to audit
             _diagnose(record, run, suite)
         results["status"] = "complete"
     finally:

@@ -33,6 +33,16 @@ def test_default_translation_suite_end_to_end(tmp_path, monkeypatch):
     # fr→en, not trained, is measured every epoch and is forgotten
     assert bleu(epochs[-1], "fr-en") < bleu(epochs[0], "fr-en") - 5
     assert model["best"]["metric"] == "en-fr/bleu" and model["best"]["epoch"] >= 1
+    assert (run.root / model["best"]["checkpoint"] / "model.safetensors").exists()
+    # the diagnostics say so, with the bootstrap interval; the audits pass on the built-in data
+    forgetting = model["diagnostics"]["forgetting"]
+    assert "fr-en/bleu" in forgetting["flagged"] and forgetting["verdict"]["status"] == "fail"
+    cell = forgetting["tasks"]["fr-en"]["bleu"]["epochs"]["4"]
+    assert cell["forgotten"] and cell["ci"][0] <= cell["delta_vs_base"] <= cell["ci"][1] < 0
+    assert not any(k.startswith("en-fr/") for k in forgetting["flagged"])
+    assert model["diagnostics"]["inflection"]["series"]["en-fr/bleu"]["best_epoch"] == model["best"]["epoch"]
+    assert model["audit"]["verdict"]["status"] == "pass"
     assert model["memory"]["measured"]
     report = (run.root / "report.html").read_text()
     assert "fr-en" in report and "<script src=" not in report
+    assert 'id="diagnostics"' in report and "forgotten since epoch 1" in report

@@ -139,3 +139,28 @@ def test_smoothing_window_is_recorded(tmp_path, window):
     inf = diagnose(root, diagnostics=suite.diagnostics.model_copy(update={"smoothing": window}))["inflection"]
     assert inf["smoothing"]["window"] == window
     assert len(inf["series"]["en-fr/bleu"]["smoothed"]) == 4
+
+
+def test_report_shows_each_verdict_with_its_evidence(tmp_path):
+    from harness.results import write_json
+    from reports.html import render_report
+
+    root = make_run(tmp_path, outputs({"en-fr": [0.8, 0.4, 0.1, 0.4], "fr-en": [0.1, 0.4, 0.6, 0.7]}), REFS,
+                    results_hook=with_train_loss([None, 2.0, 1.5, 1.0]))
+    results, run = load_results(root)
+    model = results["models"][0]
+    diagnose_model(model, run, load_suite(root / "suite.yaml"))
+    model["audit"] = {"labels": {"checks": [{"name": "padding_in_loss", "status": "fail", "value": 0.4,
+                                             "rule": "must be 0", "detail": "40.0% of label tokens are padding",
+                                             "examples": [{"batch": 0, "row": 1}]}]},
+                      "verdict": {"status": "fail", "summary": "labels.padding_in_loss: 40.0%"}}
+    write_json(run.results_path, results)
+    html = render_report([root]).read_text()
+    section = html.split('id="diagnostics"')[1].split("</section>")[0]
+    cell = model["diagnostics"]["forgetting"]["tasks"]["fr-en"]["bleu"]["epochs"]["3"]
+    assert "fr-en/bleu" in section and "forgotten since epoch 1" in section
+    assert f"[{cell['ci'][0]:,.2f}, {cell['ci'][1]:,.2f}]" in section        # the interval, as evidence
+    assert "en-fr/bleu" in section and ">inflection<" in section                # the inflection row
+    assert "labels.padding_in_loss" in section and "40.0% of label tokens are padding" in section
+    header = html.split('id="summary"')[1].split("</section>")[0]
+    assert "fr-en/bleu" in header and "overfitting" in header                  # verdict summaries up top

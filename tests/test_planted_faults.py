@@ -9,7 +9,7 @@ Real training (TRL) on the project's tiny models; nothing is mocked except the o
                                                 the best epoch, which is not the last
   padding left in the labels                    label audit fails, the run stops before training
   training rows copied into the validation set  data audit reports leakage, the run stops
-  a clean run                                   no forgetting flag, no audit failure
+  a clean run (both directions trained)         no forgetting flag, no audit failure
 """
 from __future__ import annotations
 
@@ -184,13 +184,13 @@ train:
   max_seq_len: 96
 tasks:
   - name: en-fr
-    data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 100}}}}
+    data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 60}}}}
     metrics: [bleu, chrf]
-    generation: {{max_new_tokens: 48, batch_size: 100}}
+    generation: {{max_new_tokens: 48, batch_size: 60}}
   - name: fr-en
-    data: {{synthetic: {{kind: translation, direction: fr-en, split: val, n: 100}}}}
+    data: {{synthetic: {{kind: translation, direction: fr-en, split: val, n: 60}}}}
     metrics: [bleu, chrf]
-    generation: {{max_new_tokens: 48, batch_size: 100}}
+    generation: {{max_new_tokens: 48, batch_size: 60}}
 bootstrap: {{samples: 200}}
 """
 
@@ -212,16 +212,32 @@ def test_one_direction_fine_tune_flags_the_other_as_forgotten(tmp_path):
     assert "fr-en/bleu" in report and "forgotten" in report
 
 
-@pytest.mark.slow
-def test_clean_run_raises_no_flag(tmp_path):
-    """Both directions trained: nothing is forgotten, every audit passes."""
-    suite = write_suite(tmp_path, FORGETTING_SUITE.format(
-        name="clean", data="[{synthetic: {kind: translation, direction: en-fr, split: train, n: 400}}, "
-                           "{synthetic: {kind: translation, direction: fr-en, split: train, n: 400}}]"))
+def test_clean_run_raises_no_flag(tiny_model_dir, tmp_path):
+    """Both directions trained on clean data: both improve, nothing is forgotten, no audit fails."""
+    suite = write_suite(tmp_path, f"""
+name: clean
+models: [{{name: tiny, path: {tiny_model_dir}}}]
+train:
+  data: [{{synthetic: {{kind: translation, direction: en-fr, split: train, n: 96}}}},
+         {{synthetic: {{kind: translation, direction: fr-en, split: train, n: 96}}}}]
+  epochs: 2
+  lr: 2.0e-3
+  batch_size: 16
+  max_seq_len: 128
+tasks:
+  - name: en-fr
+    data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 32}}}}
+    generation: {{max_new_tokens: 32, batch_size: 32}}
+  - name: fr-en
+    data: {{synthetic: {{kind: translation, direction: fr-en, split: val, n: 32}}}}
+    generation: {{max_new_tokens: 32, batch_size: 32}}
+bootstrap: {{samples: 0}}
+""")
     assert main(["-q", "train-and-grade", str(suite), "--run-dir", str(tmp_path / "run"), "--no-report"]) == 0
     model = load_results(tmp_path / "run")[0]["models"][0]
-    assert model["diagnostics"]["forgetting"]["flagged"] == []
-    assert model["diagnostics"]["forgetting"]["verdict"]["status"] == "pass"
-    assert model["audit"]["verdict"]["status"] in ("pass", "warn")
-    assert not [c for part in ("labels", "template", "data") for c in model["audit"][part]["checks"]
-                if c["status"] == "fail"]
+    for task in ("en-fr", "fr-en"):
+        assert model["epochs"][-1]["tasks"][task]["loss"] < model["epochs"][0]["tasks"][task]["loss"]
+    forgetting = model["diagnostics"]["forgetting"]
+    assert forgetting["flagged"] == [] and forgetting["verdict"]["status"] == "pass"
+    assert set(forgetting["tasks"]) == {"en-fr", "fr-en"}
+    assert model["audit"]["verdict"]["status"] == "pass"
