@@ -128,6 +128,9 @@ def batches(tokenizer, tokenized: list[TokenizedExample], train: TrainSpec, limi
 def sft_config(train: TrainSpec, output_dir: Path):
     from trl import SFTConfig
 
+    # transformers 5.x renamed gradient_checkpointing (the old name warns); accept either version
+    checkpointing = ("activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__
+                     else "gradient_checkpointing")
     use_cpu = not torch.cuda.is_available()
     if train.precision == "fp16" and use_cpu:
         raise RunnerError("precision: fp16 needs a GPU; use fp32 or bf16 on CPU")
@@ -145,7 +148,7 @@ def sft_config(train: TrainSpec, output_dir: Path):
         optim=OPTIMIZERS[train.optimizer],
         bf16=train.precision == "bf16",
         fp16=train.precision == "fp16",
-        gradient_checkpointing=train.gradient_checkpointing,
+        **{checkpointing: train.gradient_checkpointing},
         seed=train.seed,
         data_seed=train.seed,
         logging_steps=train.logging_steps,
