@@ -344,7 +344,32 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
         errors = [_format_error(err, file, lines) for err in e.errors()]
         raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
     _check_files(suite, file, lines=_line_map(text))
+    _check_early_stopping(suite, file, lines=_line_map(text))
     return suite
+
+
+def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
+    """early_stopping.metric must name a score the suite's tasks produce: 'TASK/METRIC' or 'TASK/loss'."""
+    es = suite.train.early_stopping if suite.train else None
+    if es is None:
+        return
+    from harness.metrics import build_metrics
+
+    loc = ("train", "early_stopping", "metric")
+    where = f"{file}:{lines[loc]}" if loc in lines else file
+    task, _, metric = es.metric.partition("/")
+    tasks = {t.name: t for t in suite.tasks}
+    if task not in tasks:
+        raise SuiteError(f"{where}: field 'train.early_stopping.metric': no task {task!r}; "
+                         f"write TASK/METRIC with TASK one of {', '.join(tasks)}")
+    try:
+        names = [m.name for m in build_metrics(tasks[task].metrics, tasks[task].metric_options)] + ["loss"]
+    except Exception:  # a metric's own options are wrong: the grader reports that with its own message
+        return
+    if metric not in names:
+        hint = difflib.get_close_matches(metric, names, n=1)
+        raise SuiteError(f"{where}: field 'train.early_stopping.metric': task {task!r} has no score {metric!r}"
+                         + (f"; did you mean '{task}/{hint[0]}'?" if hint else f"; it has {', '.join(names)}"))
 
 
 def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:

@@ -97,3 +97,19 @@ def test_published_schema_is_current_and_validates_shipped_suites():
         "docs/suite.schema.json is stale: run `harness schema -o docs/suite.schema.json`"
     for path in (REPO / "suites").glob("*.yaml"):
         jsonschema.validate(yaml.safe_load(path.read_text()), published)
+
+
+@pytest.mark.parametrize("metric, message", [
+    ("en-fr/blue", "task 'en-fr' has no score 'blue'; did you mean 'en-fr/bleu'?"),
+    ("fr-de/bleu", "no task 'fr-de'; write TASK/METRIC with TASK one of en-fr"),
+])
+def test_early_stopping_metric_must_name_a_score(metric, message):
+    text = ("name: s\nmodels: [{path: builtin:tiny-translator}]\n"
+            "train:\n  data: [{synthetic: {kind: translation, direction: en-fr, split: train, n: 8}}]\n"
+            f"  early_stopping: {{metric: {metric}}}\n"
+            "tasks: [{name: en-fr, data: {synthetic: {kind: translation, direction: en-fr, split: val, n: 4}}}]\n")
+    with pytest.raises(SuiteError) as e:
+        parse_suite(text, file="s.yaml")
+    assert str(e.value) == f"s.yaml:5: field 'train.early_stopping.metric': {message}"
+    ok = text.replace(metric, "en-fr/loss")
+    assert parse_suite(ok).train.early_stopping.metric == "en-fr/loss"
