@@ -15,6 +15,23 @@ from typing import Optional
 EXIT_OK = 0
 
 
+class _ModelArg(argparse.Action):
+    """`--model` starts a model, `--adapter` attaches to the `--model` just before it, so
+    `--model A --model A --adapter X` grades A and A+X side by side: a list of
+    [path, adapter] pairs in command-line order (a path of None: an --adapter with no
+    --model before it, reported by `_models_from_args` as a one-line error)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        models = [list(m) for m in getattr(namespace, self.dest) or []]  # never mutate the default
+        if option_string == "--model":
+            models.append([value, None])
+        elif models and models[-1][0] is not None and models[-1][1] is None:
+            models[-1][1] = value
+        else:
+            models.append([None, value])
+        setattr(namespace, self.dest, models)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Evaluate and diagnose fine-tuning of small LMs.")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary (for CI)")
@@ -34,8 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     gr = sub.add_parser("grade", help="grade checkpoints, adapters or a predictions file without training")
     gr.add_argument("suite")
-    gr.add_argument("--model", action="append", default=[], help="model dir or hub id (repeat to compare)")
-    gr.add_argument("--adapter", action="append", default=[], help="PEFT adapter for the preceding --model")
+    gr.add_argument("--model", dest="models", action=_ModelArg, default=[],
+                    help="model dir, hub id or saved checkpoint (repeat to compare side by side)")
+    gr.add_argument("--adapter", dest="models", action=_ModelArg,
+                    help="PEFT adapter directory applied to the preceding --model")
     gr.add_argument("--predictions", type=Path, help="JSONL of {task, id, output[, reference]}; no model loaded")
     gr.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
@@ -60,12 +79,75 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _models_from_args(args, suite):
-    from harness.suite import ModelSpec
+    from harness.suite import ModelSpec, SuiteError
 
-    if not args.model:
+    if not args.models:
         return list(suite.models)
-    adapters = args.adapter + [None] * (len(args.model) - len(args.adapter))
-    return [ModelSpec(path=m, adapter=a, name=(Path(a).name if a else None)) for m, a in zip(args.model, adapters)]
+    specs = []
+    for path, adapter in args.models:
+        if path is None:
+            raise SuiteError(f"--adapter {adapter}: give the base model first (--model PATH --adapter DIR); "
+                             f"one --adapter per --model")
+        if adapter is None:
+            path, adapter = _split_adapter_checkpoint(path)
+        specs.append(ModelSpec(path=path, adapter=adapter, name=_model_name(adapter or path)))
+    for spec, name in zip(specs, _unique_names([s.name for s in specs])):
+        spec.name = name
+    return specs
+
+
+def _split_adapter_checkpoint(path: str) -> tuple[str, Optional[str]]:
+    """A directory holding only a PEFT adapter (a LoRA run's checkpoint) → (its base model, it)."""
+    import json
+
+    d = Path(path)
+    if not (d / "adapter_config.json").is_file() or (d / "config.json").is_file():
+        return path, None
+    base = json.loads((d / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        from harness.suite import SuiteError
+
+        raise SuiteError(f"{path}: a PEFT adapter without base_model_name_or_path: "
+                         f"give the base as --model BASE --adapter {path}")
+    return base, path
+
+
+def _model_name(path: str) -> str:
+    """A model's label in results and report: MODEL/epoch-K for a run's checkpoint, else the
+    directory (or hub id's) last part."""
+    p = Path(path.split(":")[-1])
+    if p.name.startswith("epoch-") and p.parent.parent.name == "checkpoints":
+        return f"{p.parent.name}/{p.name}"
+    return p.name or path
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Distinct names (results, sample files and the report are keyed by them): A, A → A-1, A-2."""
+    taken, out = set(names), []
+    for n in names:
+        if names.count(n) > 1:
+            k = 1
+            while f"{n}-{k}" in taken:
+                k += 1
+            taken.add(f"{n}-{k}")
+            n = f"{n}-{k}"
+        out.append(n)
+    return out
+
+
+def _prepare_suite_models(suite) -> None:
+    """Models listed in the suite: local paths and adapters relative to the suite file (as
+    the suite check found them), and distinct names; an unnamed one with an adapter is called
+    after the adapter (else `{path: X}` and `{path: X, adapter: Y}` would both be X)."""
+    for spec in suite.models:
+        if spec.adapter:
+            spec.adapter = str(suite.resolve(spec.adapter))
+        if spec.path.startswith((".", "/", "~")) or spec.path.count("/") > 1:  # as suite._check_files
+            spec.path = str(suite.resolve(spec.path))
+        if spec.adapter and "name" not in spec.model_fields_set:
+            spec.name = _model_name(spec.adapter)
+    for spec, name in zip(suite.models, _unique_names([m.name for m in suite.models])):
+        spec.name = name
 
 
 def _render(run_root: Path, console) -> None:
@@ -149,6 +231,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             console.print(f"report: {out}")
             return EXIT_OK
         suite = load_suite(args.suite)
+        _prepare_suite_models(suite)
         if args.command == "train-and-grade":
             from harness.pipeline import train_and_grade
 
@@ -157,9 +240,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             from harness.pipeline import grade_models
 
-            if args.predictions is None and not args.model and not suite.models:
+            if args.predictions is None and not args.models and not suite.models:
                 raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
-            models = [] if args.predictions is not None and not args.model else _models_from_args(args, suite)
+            models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
             results, run = grade_models(suite, models, log=log, run_dir=args.run_dir,
                                         backend_name=args.backend, predictions=args.predictions,
                                         endpoint=args.endpoint)

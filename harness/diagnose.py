@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from harness.grade import metric_options
 from harness.metrics import metric_for
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
@@ -59,12 +60,16 @@ class _ItemStats:
     def __init__(self, run: RunDir, suite: Suite):
         self.run, self.suite = run, suite
         self._rows: dict[str, Optional[list[dict]]] = {}
+        self._metrics: dict[tuple[str, str], Metric] = {}
 
     def metric(self, task: str, name: str) -> Metric:
+        """The metric object, built with the options the task was graded with (JSON Schema loaded)."""
         if name == LOSS:
             return TokenLoss()
-        spec = next((t for t in self.suite.tasks if t.name == task), None)
-        return metric_for(name, spec.metric_options if spec else {})
+        if (task, name) not in self._metrics:
+            spec = next((t for t in self.suite.tasks if t.name == task), None)
+            self._metrics[(task, name)] = metric_for(name, metric_options(spec, self.suite) if spec else {})
+        return self._metrics[(task, name)]
 
     def _load(self, task_record: dict) -> Optional[list[dict]]:
         rel = task_record.get("samples")

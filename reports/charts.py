@@ -132,7 +132,10 @@ def _epoch_axis(ax, curves: list[LossCurves]) -> None:
 
 # --------------------------------------------------------------------------- metrics
 def metric_chart(task: str, metric: str, higher: bool, curves: list[Curve], prefix: str) -> str:
-    """One metric of one task against epoch: a line per series, CI band, best and inflection marks."""
+    """One metric of one task against epoch: a line per series, CI band, best and inflection marks.
+    When no series has more than one graded epoch (`harness grade`), a point per series instead."""
+    if all(len(c.epochs) <= 1 for c in curves):
+        return point_chart(task, metric, higher, curves, prefix)
     with _figure(4.3, 2.8) as (fig, (ax,)):
         for i, c in enumerate(curves):
             x, y = np.array(c.epochs, dtype=float), _array(c.scores)
@@ -151,6 +154,36 @@ def metric_chart(task: str, metric: str, higher: bool, curves: list[Curve], pref
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(curves) > 1:   # markers and band are explained once, above the grid
             ax.legend(loc="best")
+        return to_svg(fig, prefix)
+
+
+def point_chart(task: str, metric: str, higher: bool, curves: list[Curve], prefix: str) -> str:
+    """One graded epoch per series (models graded side by side): the score of each as a point
+    with its bootstrap 95% CI as an error bar, one x position per series; ★ on the best."""
+    ys = [c.scores[0] if c.scores else None for c in curves]
+    valid = [(y, i) for i, y in enumerate(ys) if y is not None]
+    best = (max if higher else min)(valid, key=lambda v: v[0])[1] if len(valid) > 1 else None
+    with _figure(max(3.0, 1.7 + 0.75 * len(curves)), 2.8) as (fig, (ax,)):
+        for i, (c, y) in enumerate(zip(curves, ys)):
+            if y is None:
+                continue
+            lo, hi = c.lo[0], c.hi[0]
+            if lo is not None and hi is not None:
+                ax.errorbar([i], [y], yerr=[[max(y - lo, 0.0)], [max(hi - y, 0.0)]], fmt="o", color=colour(i),
+                            ms=5, capsize=4, lw=1.5)
+            else:
+                ax.plot([i], [y], ls="none", marker="o", ms=5, color=colour(i))
+            if i == best:
+                ax.plot([i], [y], ls="none", marker="*", ms=12, color=colour(i), mec="black", mew=0.6, zorder=5)
+        long = sum(len(c.label) for c in curves) > 36
+        ax.set_xticks(range(len(curves)), [c.label for c in curves], rotation=20 if long else 0,
+                      ha="right" if long else "center")
+        ax.set_xlim(-0.6, len(curves) - 0.4)
+        ax.grid(axis="x", visible=False)
+        epochs = {c.epochs[0] for c in curves if c.epochs}
+        ax.set_title(f"{task} · {metric}" + (f" (epoch {epochs.pop()})" if len(epochs) == 1 and 0 not in epochs
+                                             else ""))
+        ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         return to_svg(fig, prefix)
 
 

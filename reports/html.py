@@ -67,6 +67,7 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "colours": [charts.colour(i) for i in range(len(series))],
         "loss_svg": _svg(charts.loss_chart([loss_curves(s) for s in series], "loss-")),
         "metric_charts": _metric_charts(series),
+        "points_only": bool(series) and all(len(s.epochs) <= 1 for s in series),
         "forgetting": _forgetting(series),
         "evidence": [{"label": s.label, **diagnostics_evidence(s)} for s in series],
         "memory": _memory(series),

@@ -164,3 +164,22 @@ def test_report_shows_each_verdict_with_its_evidence(tmp_path):
     assert "labels.padding_in_loss" in section and "40.0% of label tokens are padding" in section
     header = html.split('id="summary"')[1].split("</section>")[0]
     assert "fr-en/bleu" in header and "overfitting" in header                  # verdict summaries up top
+
+
+def test_schema_metric_is_rebuilt_with_the_tasks_schema(tmp_path):
+    """json_schema_valid needs the task's JSON Schema to re-aggregate: the paired test must load it."""
+    import json
+
+    schema = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    refs = {"person": ['{"name": "Ann"}'] * 30}
+    good, bad = ['{"name": "Ann"}'] * 30, ['{"name": 3}'] * 30
+    root = make_run(tmp_path / "run", {0: {"person": good}, 1: {"person": bad}}, refs, metrics=("json_validity",),
+                    metric_options={"person": {"json_validity": {"schema": schema}}})
+    suite = load_suite(root / "suite.yaml")
+    suite = suite.model_copy(update={"base_dir": str(tmp_path), "tasks": [
+        suite.tasks[0].model_copy(update={"json_schema": "schema.json", "metric_options": {}})]})
+    results, run = load_results(root)
+    diagnose_model(results["models"][0], run, suite)
+    cell = results["models"][0]["diagnostics"]["forgetting"]["tasks"]["person"]["json_schema_valid"]["epochs"]["1"]
+    assert cell["delta_vs_base"] == -100 and cell["forgotten"] and cell["p_value"] < 0.05
