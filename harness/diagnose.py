@@ -294,8 +294,9 @@ def inflection(record: dict, items: _ItemStats, suite: Suite) -> dict:
         for key in section["inflections"][:3]:
             s = section["series"][key]
             d = s["decline"]
-            parts.append(f"{key} peaks at epoch {s['inflection_epoch']}, then falls "
-                         f"{abs(d['delta']):.2f} by epoch {last} ({_fmt_p(d['p_value'], d['samples'])})")
+            parts.append(f"{key} is best at epoch {s['inflection_epoch']}, then {abs(d['delta']):.2f} "
+                         f"{'lower' if s['higher_is_better'] else 'higher'} by epoch {last} "
+                         f"({_fmt_p(d['p_value'], d['samples'])})")
         more = f" (+{len(section['inflections']) - 3} more)" if len(section["inflections"]) > 3 else ""
         section["verdict"] = {"status": "warn", "summary": "overfitting: " + "; ".join(parts) + more +
                               " while training loss keeps falling"}

@@ -93,7 +93,8 @@ def test_inflection_found_after_peak_while_train_loss_falls(tmp_path):
     assert s["best_epoch"] == 2 and s["inflection_epoch"] == 2 and s["status"] == "inflection"
     assert s["decline"]["p_value"] < 0.05 and s["decline"]["delta"] < 0
     assert "en-fr/bleu" in inf["inflections"] and inf["verdict"]["status"] == "warn"
-    assert "epoch 2" in inf["verdict"]["summary"]
+    assert "en-fr/bleu is best at epoch 2, then" in inf["verdict"]["summary"]
+    assert "lower by epoch 4" in inf["verdict"]["summary"]
 
 
 def test_no_inflection_when_train_loss_rises_too(tmp_path):

@@ -168,6 +168,8 @@ bootstrap: {{samples: 0}}
     s = inf["series"]["en-fr/loss"]
     assert s["inflection_epoch"] == best["epoch"] and s["status"] == "inflection"
     assert "en-fr/loss" in inf["inflections"] and inf["verdict"]["status"] == "warn"
+    assert f"en-fr/loss is best at epoch {best['epoch']}, then" in inf["verdict"]["summary"] and "higher" in \
+        inf["verdict"]["summary"]
     train_loss = {e["epoch"]: e["train_loss"] for e in model["epochs"] if e["epoch"] > 0}
     assert train_loss[epochs[-1]] < train_loss[best["epoch"]]
 
