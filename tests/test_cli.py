@@ -18,6 +18,7 @@ tasks:
   - name: en-fr
     data: {{path: {data}}}
     metrics: [bleu, chrf, perplexity, usability]
+output_dir: {out}
 {extra}"""
 
 
@@ -25,7 +26,7 @@ def _write_suite(tmp_path: Path, rows: list[dict], extra: str = "") -> Path:
     data = tmp_path / "val.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE.format(data=data.name, extra=extra))
+    suite.write_text(SUITE.format(data=data.name, out=tmp_path / "runs", extra=extra))
     return suite
 
 
