@@ -97,13 +97,12 @@ def _diagnose(record: dict, run: RunDir, suite: Suite) -> None:
     diagnose.diagnose_model(record, run, suite)
 
 
-def _log_verdicts(record: dict, log: Log) -> None:
+def _log_best(record: dict, log: Log) -> None:
+    """The verdicts themselves are printed by the CLI's summary; this names the checkpoint to keep."""
     best = record.get("best")
     if best:
         where = f", checkpoint {best['checkpoint']}" if best.get("checkpoint") else ""
         log(f"best epoch for {best['metric']}: {best['epoch']} ({best['score']:.2f}{where})")
-    for name, section in (record.get("diagnostics") or {}).items():
-        log(f"{name}: {section['verdict']['status']}: {section['verdict']['summary']}")
 
 
 def score_of(epoch_record: dict, key: str) -> tuple[Optional[float], bool]:
@@ -195,7 +194,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             record.pop("_measured", None)
             _diagnose(record, run, suite)
             save()
-            _log_verdicts(record, log)
+            _log_best(record, log)
         results["status"] = "complete"
     finally:
         _close(results, save)
@@ -270,9 +269,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
-    from harness.backends import backend_class
-
     from harness import audit
+    from harness.backends import backend_class
 
     tasks = load_tasks(suite)
     train_rows = []
