@@ -27,7 +27,7 @@ from harness.metrics import metric_for
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
 from harness.results import RunDir, read_jsonl
-from harness.suite import Suite
+from harness.suite import ForgettingSpec, Suite
 
 LOSS = "loss"
 
@@ -154,35 +154,12 @@ def forgetting(record: dict, items: _ItemStats, suite: Suite) -> dict:
     best_epoch = (record.get("best") or {}).get("epoch")
     worst: list[tuple[bool, float, str]] = []
     for task, name, higher in _series_keys(record):
-        base_score = _value(base, task, name)
-        if base_score is None:
+        row = _forgetting_row(task, name, higher, base, graded, items, spec)
+        if row is None:
             continue
-        threshold = spec.thresholds.get(name, spec.threshold)
-        row: dict = {"higher_is_better": higher, "threshold": threshold, "base": base_score, "epochs": {}}
-        best_so_far, best_so_far_epoch = base_score, 0
-        for e in graded:
-            score = _value(e, task, name)
-            if score is None:
-                continue
-            if (score > best_so_far) if higher else (score < best_so_far):
-                best_so_far, best_so_far_epoch = score, e["epoch"]
-            drop = (base_score - score) if higher else (score - base_score)   # > 0 is worse
-            cell = {"score": score, "best_so_far": best_so_far, "best_so_far_epoch": best_so_far_epoch,
-                    "delta_vs_base": score - base_score,
-                    "drop_from_best": (best_so_far - score) if higher else (score - best_so_far),
-                    "ci": None, "p_value": None, "forgotten": False}
-            if drop > threshold:
-                test = items.paired(task, name, e["tasks"][task], base["tasks"][task], higher, spec.confidence)
-                if test is not None:
-                    cell["ci"], cell["p_value"] = test["ci"], test["p_value"]
-                    cell["forgotten"] = test["p_value"] is not None and test["p_value"] < 1 - spec.confidence
-                else:
-                    cell["forgotten"] = None  # a real drop, but no per-item statistics to test it
-            row["epochs"][str(e["epoch"])] = cell
-        if not row["epochs"]:
-            continue
+        base_score = row["base"]
         section["tasks"].setdefault(task, {})[name] = row
-        last = row["epochs"][str(graded[-1]["epoch"])] if str(graded[-1]["epoch"]) in row["epochs"] else None
+        last = row["epochs"].get(str(graded[-1]["epoch"]))
         key = f"{task}/{name}"
         if last and last["forgotten"]:
             section["flagged"].append(key)
@@ -215,6 +192,37 @@ def forgetting(record: dict, items: _ItemStats, suite: Suite) -> dict:
             section["verdict"] = {"status": "pass", "summary": f"no task fell more than its threshold below "
                                                                f"epoch 0 ({len(section['tasks'])} tasks checked)"}
     return section
+
+
+def _forgetting_row(task: str, name: str, higher: bool, base: dict, graded: list[dict], items: _ItemStats,
+                    spec: ForgettingSpec) -> Optional[dict]:
+    """One task × metric across graded epochs: change vs epoch 0 and vs the best so far, tested."""
+    base_score = _value(base, task, name)
+    if base_score is None:
+        return None
+    threshold = spec.thresholds.get(name, spec.threshold)
+    row: dict = {"higher_is_better": higher, "threshold": threshold, "base": base_score, "epochs": {}}
+    best_so_far, best_so_far_epoch = base_score, 0
+    for e in graded:
+        score = _value(e, task, name)
+        if score is None:
+            continue
+        if (score > best_so_far) if higher else (score < best_so_far):
+            best_so_far, best_so_far_epoch = score, e["epoch"]
+        drop = (base_score - score) if higher else (score - base_score)   # > 0 is worse
+        cell = {"score": score, "best_so_far": best_so_far, "best_so_far_epoch": best_so_far_epoch,
+                "delta_vs_base": score - base_score,
+                "drop_from_best": (best_so_far - score) if higher else (score - best_so_far),
+                "ci": None, "p_value": None, "forgotten": False}
+        if drop > threshold:
+            test = items.paired(task, name, e["tasks"][task], base["tasks"][task], higher, spec.confidence)
+            if test is not None:
+                cell["ci"], cell["p_value"] = test["ci"], test["p_value"]
+                cell["forgotten"] = test["p_value"] is not None and test["p_value"] < 1 - spec.confidence
+            else:
+                cell["forgotten"] = None  # a real drop, but no per-item statistics to test it
+        row["epochs"][str(e["epoch"])] = cell
+    return row if row["epochs"] else None
 
 
 # --------------------------------------------------------------------------- inflection
