@@ -1,6 +1,6 @@
-"""`harness` command line: preflight, train-and-grade, grade, gate, report, schema.
+"""`harness` command line: preflight, audit, train-and-grade, grade, gate, report, schema.
 
-Exit codes: 0 success / gate passed, 1 gate failed, 2 bad input (suite, data, results
+Exit codes: 0 success / gate passed, 1 gate or audit failed, 2 bad input (suite, data, results
 file), 3 the job does not fit in the memory budget. Errors the user can fix print one
 line, never a traceback.
 """
@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="re-render report.html from run directories (several: a comparison)")
     rp.add_argument("runs", nargs="+")
     rp.add_argument("-o", "--output", help="output file (default RUN/report.html, or compare.html for several)")
+
+    au = sub.add_parser("audit", help="pre-training audits (labels, template, data) without training: "
+                                      "exit 0 pass/warn, 1 fail, 2 bad input")
+    au.add_argument("suite")
+    au.add_argument("--json", type=Path, help="also write the audits as JSON")
 
     sc = sub.add_parser("schema", help="print the suite JSON Schema (for editor autocompletion)")
     sc.add_argument("-o", "--output")
@@ -189,6 +194,28 @@ def _summary(results: dict, console) -> None:
                 console.print(f"{name}: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
 
 
+def _audit(suite, json_path: Optional[Path], log, console) -> int:
+    from rich.table import Table
+
+    from harness.pipeline import audit_suite
+    from harness.results import write_json
+
+    audits = audit_suite(suite, log=log)
+    for entry in audits:
+        table = Table(title=f"{entry['name']}: pre-training audit")
+        for col in ("check", "status", "finding"):
+            table.add_column(col)
+        for part in ("labels", "template", "data"):
+            for c in (entry["audit"].get(part) or {}).get("checks", []):
+                table.add_row(f"{part}.{c['name']}", f"[{_colour(c['status'])}]{c['status']}[/]", c["detail"])
+        console.print(table)
+        v = entry["audit"]["verdict"]
+        console.print(f"audit: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
+    if json_path:
+        write_json(json_path, audits)
+    return 1 if any(e["audit"]["verdict"]["status"] == "fail" for e in audits) else EXIT_OK
+
+
 def _colour(status: str) -> str:
     return {"pass": "green", "warn": "yellow", "fail": "red"}.get(status, "white")
 
@@ -232,6 +259,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             return EXIT_OK
         suite = load_suite(args.suite)
         _prepare_suite_models(suite)
+        if args.command == "audit":
+            return _audit(suite, args.json, log, console)
         if args.command == "train-and-grade":
             from harness.pipeline import train_and_grade
 

@@ -264,6 +264,30 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
     record["_measured"] = mem_cb.measured
 
 
+# --------------------------------------------------------------------------- audit only
+def audit_suite(suite: Suite, log: Log = print) -> list[dict]:
+    """The pre-training audits of every model's tokenizer, without loading weights or training.
+
+    Returns one {"name", "audit"} per model (no `train` section: the evaluation data only).
+    """
+    from harness import audit
+    from runners import trl_sft
+
+    tasks = load_tasks(suite)
+    train_rows = load_training_rows(suite) if suite.train else []
+    out = []
+    for spec in suite.models:
+        if suite.train is None:
+            result = audit.run_audits(train_examples=[], tokenized=[], tokenizer=None, suite=suite,
+                                      eval_sets={t.spec.name: t.examples for t in tasks})
+        else:
+            tokenizer = trl_sft.load_tokenizer(resolve_model_path(spec.path, log=log))
+            tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
+            result = _run_audits(train_rows, tokenized, tokenizer, tasks, suite)
+        out.append({"name": spec.name, "audit": result})
+    return out
+
+
 # --------------------------------------------------------------------------- grade
 def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_dir: Optional[str] = None,
                  backend_name: str = "transformers", predictions: Optional[Path] = None,

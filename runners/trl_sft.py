@@ -38,11 +38,9 @@ def load(spec: ModelSpec, path: str, train: TrainSpec):
     """Model and tokenizer ready for training with the suite's method."""
     if train.backend == "unsloth":
         return _load_unsloth(path, train)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(path)
     kwargs: dict = {"dtype": torch.float32}
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation
@@ -59,6 +57,16 @@ def load(spec: ModelSpec, path: str, train: TrainSpec):
             target_modules=train.lora.target_modules, task_type="CAUSAL_LM",
         ))
     return model, tokenizer
+
+
+def load_tokenizer(path: str):
+    """The tokenizer as training uses it: a missing pad token becomes the EOS token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def _qlora_kwargs() -> dict:

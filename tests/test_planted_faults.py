@@ -105,7 +105,8 @@ diagnostics: {{audit: {{fail_on_error: false}}}}
 
 
 # --------------------------------------------------------------------------- data audit
-def test_train_rows_copied_into_validation_are_reported_as_leakage(tiny_model_dir, tmp_path, capsys):
+def leaky_suite(tiny_model_dir, tmp_path: Path) -> Path:
+    """40 training rows; a validation set of 20 new rows plus 5 copied from training."""
     pairs = translation.generate_pairs(60, seed=3)
     train = [{"id": f"t{i}", "prompt": f"Translate to French: {en}", "completion": fr}
              for i, (en, fr) in enumerate(pairs[:40])]
@@ -113,12 +114,16 @@ def test_train_rows_copied_into_validation_are_reported_as_leakage(tiny_model_di
            for i, (en, fr) in enumerate(pairs[40:])] + [dict(r, id=f"copy{i}") for i, r in enumerate(train[:5])]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
     (tmp_path / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in val))
-    suite = write_suite(tmp_path, f"""
+    return write_suite(tmp_path, f"""
 name: leaky
 models: [{{name: tiny, path: {tiny_model_dir}}}]
 train: {{data: [{{path: train.jsonl}}], max_seq_len: 96}}
 tasks: [{{name: en-fr, data: {{path: val.jsonl}}}}]
 """)
+
+
+def test_train_rows_copied_into_validation_are_reported_as_leakage(tiny_model_dir, tmp_path, capsys):
+    suite = leaky_suite(tiny_model_dir, tmp_path)
     code = main(["-q", "train-and-grade", str(suite), "--run-dir", str(tmp_path / "run"), "--no-report"])
     assert code == 2 and "en-fr.leakage" in capsys.readouterr().err
     checks = audit_checks(tmp_path / "run")
@@ -243,3 +248,19 @@ bootstrap: {{samples: 0}}
     assert forgetting["flagged"] == [] and forgetting["verdict"]["status"] == "pass"
     assert set(forgetting["tasks"]) == {"en-fr", "fr-en"}
     assert model["audit"]["verdict"]["status"] == "pass"
+
+
+def test_audit_command_checks_before_any_training(tiny_model_dir, tmp_path, capsys):
+    """`harness audit` runs the same audits without loading weights: exit 1 on a failure."""
+    suite = leaky_suite(tiny_model_dir, tmp_path)
+    assert main(["audit", str(suite), "--json", str(tmp_path / "audit.json")]) == 1
+    out = capsys.readouterr().out
+    assert "data.en-fr.leakage" in out and "5 of 25 rows (20.0%) are training rows" in out
+    (entry,) = json.loads((tmp_path / "audit.json").read_text())
+    assert entry["name"] == "tiny" and entry["audit"]["verdict"]["status"] == "fail"
+    assert {c["name"] for c in entry["audit"]["labels"]["checks"]} >= {"padding_in_loss", "end_of_turn_learned"}
+    assert not (tmp_path / "runs").exists()
+    # the same suite without the copied rows audits clean
+    val = [json.loads(line) for line in (tmp_path / "val.jsonl").read_text().splitlines()]
+    (tmp_path / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in val if not r["id"].startswith("copy")))
+    assert main(["-q", "audit", str(suite)]) == 0
