@@ -190,7 +190,7 @@ def _summary(results: dict, console) -> None:
                 console.print(f"{section}: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
         for name, diag in (model.get("diagnostics") or {}).items():
             v = (diag or {}).get("verdict")
-            if v:
+            if v and v["status"] != "skipped":   # grade-only runs: no epochs to compare, nothing to say
                 console.print(f"{name}: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
 
 
