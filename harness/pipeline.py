@@ -82,13 +82,17 @@ def _close(results: dict, save: Callable[[], None]) -> None:
     save()
 
 
-def _run_audits(train_rows, tokenized, tokenizer, tasks: list[LoadedTask], suite: Suite) -> dict:
+def _run_audits(suite: Suite, tasks: list[LoadedTask], train_rows, tokenizer=None, tokenized=None) -> dict:
+    """The pre-training audits; without a tokenizer, only the template and data audits."""
     from harness import audit
-    from runners import trl_sft
 
-    return audit.run_audits(train_examples=train_rows, tokenized=tokenized, tokenizer=tokenizer,
-                            eval_sets={t.spec.name: t.examples for t in tasks}, suite=suite,
-                            batches=trl_sft.batches(tokenizer, tokenized, suite.train))
+    batches = ()
+    if tokenizer is not None:
+        from runners import trl_sft
+
+        batches = trl_sft.batches(tokenizer, tokenized, suite.train)
+    return audit.run_audits(train_examples=train_rows, tokenized=tokenized or [], tokenizer=tokenizer,
+                            eval_sets={t.spec.name: t.examples for t in tasks}, suite=suite, batches=batches)
 
 
 def _diagnose(record: dict, run: RunDir, suite: Suite) -> None:
@@ -182,7 +186,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             results["models"].append(record)
 
             tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
-            record["audit"] = _run_audits(train_rows, tokenized, tokenizer, tasks, suite)
+            record["audit"] = _run_audits(suite, tasks, train_rows, tokenizer, tokenized)
             save()
             log(f"pre-training audit: {record['audit']['verdict']['status']}: {record['audit']['verdict']['summary']}")
             if record["audit"]["verdict"]["status"] == "fail" and suite.diagnostics.audit.fail_on_error:
@@ -270,21 +274,18 @@ def audit_suite(suite: Suite, log: Log = print) -> list[dict]:
 
     Returns one {"name", "audit"} per model (no `train` section: the evaluation data only).
     """
-    from harness import audit
     from runners import trl_sft
 
     tasks = load_tasks(suite)
-    train_rows = load_training_rows(suite) if suite.train else []
+    if suite.train is None:   # nothing is tokenized for training: one audit of the evaluation data
+        data_only = _run_audits(suite, tasks, [])
+        return [{"name": spec.name, "audit": data_only} for spec in suite.models]
+    train_rows = load_training_rows(suite)
     out = []
     for spec in suite.models:
-        if suite.train is None:
-            result = audit.run_audits(train_examples=[], tokenized=[], tokenizer=None, suite=suite,
-                                      eval_sets={t.spec.name: t.examples for t in tasks})
-        else:
-            tokenizer = trl_sft.load_tokenizer(resolve_model_path(spec.path, log=log))
-            tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
-            result = _run_audits(train_rows, tokenized, tokenizer, tasks, suite)
-        out.append({"name": spec.name, "audit": result})
+        tokenizer = trl_sft.load_tokenizer(resolve_model_path(spec.path, log=log))
+        tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
+        out.append({"name": spec.name, "audit": _run_audits(suite, tasks, train_rows, tokenizer, tokenized)})
     return out
 
 
@@ -293,7 +294,6 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
-    from harness import audit
     from harness.backends import backend_class
 
     tasks = load_tasks(suite)
@@ -303,8 +303,7 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             train_rows = load_training_rows(suite)
         except Exception as e:  # e.g. a hub dataset offline: grading does not need it
             log(f"audit: training data not loaded, leakage not checked ({str(e).splitlines()[0][:160]})")
-    data_audit = audit.run_audits(train_examples=train_rows, tokenized=[], tokenizer=None, suite=suite,
-                                  eval_sets={t.spec.name: t.examples for t in tasks})
+    data_audit = _run_audits(suite, tasks, train_rows)
     run, results, save = _start(suite, run_dir)
     log(f"run directory: {run.root}")
     try:
