@@ -433,47 +433,58 @@ def suite_texts(series: list[Series]) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------- diagnostics evidence
+def _dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
 def diagnostics_evidence(s: Series) -> dict:
     """Tables behind each verdict: forgetting cells, inflection series, audit checks."""
-    diag = s.model.get("diagnostics") if isinstance(s.model.get("diagnostics"), dict) else {}
-    forgetting = []
-    f = diag.get("forgetting") if isinstance(diag.get("forgetting"), dict) else {}
-    for task, metrics in (f.get("tasks") or {}).items() if isinstance(f.get("tasks"), dict) else ():
-        for metric, row in (metrics or {}).items() if isinstance(metrics, dict) else ():
-            cells = _forgetting_cells(f["tasks"], task, metric) or {}
-            if not cells:
+    diag = _dict(s.model.get("diagnostics"))
+    f, inf = _dict(diag.get("forgetting")), _dict(diag.get("inflection"))
+    return {"forgetting": _forgetting_rows(f), "forgetting_test": str(f.get("test") or ""),
+            "confidence": num(f.get("confidence")), "inflection": _inflection_rows(inf),
+            "disagreements": [d for d in inf.get("disagreements") or [] if isinstance(d, dict)],
+            "smoothing": _dict(inf.get("smoothing")).get("window"), "audit": _audit_rows(_dict(s.model.get("audit")))}
+
+
+def _forgetting_rows(f: dict) -> list[dict]:
+    """One row per task/metric: its last graded epoch against epoch 0, with the test; forgotten first."""
+    rows = []
+    tasks = _dict(f.get("tasks"))
+    for task, metrics in tasks.items():
+        for metric, row in _dict(metrics).items():
+            cells = _forgetting_cells(tasks, task, metric) or {}
+            if not cells or not isinstance(row, dict):
                 continue
             last_epoch = max(cells)
             last = cells[last_epoch]
             ci = last.get("ci") if isinstance(last.get("ci"), list) and len(last["ci"]) == 2 else [None, None]
-            first = min((e for e, c in cells.items() if c.get("forgotten")), default=None)
-            forgetting.append({"key": f"{task}/{metric}", "base": num(row.get("base")), "epoch": last_epoch,
-                               "score": num(last.get("score")), "delta": num(last.get("delta_vs_base")),
-                               "best_so_far": num(last.get("best_so_far")),
-                               "best_so_far_epoch": last.get("best_so_far_epoch"),
-                               "lo": num(ci[0]), "hi": num(ci[1]), "p": num(last.get("p_value")),
-                               "threshold": num(row.get("threshold")), "forgotten": last.get("forgotten"),
-                               "first_forgotten": first})
-    forgetting.sort(key=lambda r: (not r["forgotten"], r["key"]))
-    inflection = []
-    inf = diag.get("inflection") if isinstance(diag.get("inflection"), dict) else {}
-    for key, sr in (inf.get("series") or {}).items() if isinstance(inf.get("series"), dict) else ():
-        if not isinstance(sr, dict):
-            continue
-        dec = sr.get("decline") if isinstance(sr.get("decline"), dict) else {}
-        inflection.append({"key": key, "best": sr.get("best_epoch"), "smoothed_best": sr.get("smoothed_best_epoch"),
-                           "inflection": sr.get("inflection_epoch"), "status": str(sr.get("status") or ""),
-                           "delta": num(dec.get("delta")), "p": num(dec.get("p_value"))})
-    audit = []
-    a = s.model.get("audit") if isinstance(s.model.get("audit"), dict) else {}
+            rows.append({"key": f"{task}/{metric}", "base": num(row.get("base")), "epoch": last_epoch,
+                         "score": num(last.get("score")), "delta": num(last.get("delta_vs_base")),
+                         "best_so_far": num(last.get("best_so_far")), "best_so_far_epoch": last.get("best_so_far_epoch"),
+                         "lo": num(ci[0]), "hi": num(ci[1]), "p": num(last.get("p_value")),
+                         "threshold": num(row.get("threshold")), "forgotten": last.get("forgotten"),
+                         "first_forgotten": min((e for e, c in cells.items() if c.get("forgotten")), default=None)})
+    return sorted(rows, key=lambda r: (not r["forgotten"], r["key"]))
+
+
+def _inflection_rows(inf: dict) -> list[dict]:
+    rows = []
+    for key, sr in _dict(inf.get("series")).items():
+        if isinstance(sr, dict):
+            dec = _dict(sr.get("decline"))
+            rows.append({"key": key, "best": sr.get("best_epoch"), "smoothed_best": sr.get("smoothed_best_epoch"),
+                         "inflection": sr.get("inflection_epoch"), "status": str(sr.get("status") or ""),
+                         "delta": num(dec.get("delta")), "p": num(dec.get("p_value"))})
+    return rows
+
+
+def _audit_rows(a: dict) -> list[dict]:
+    rows = []
     for part in ("labels", "template", "data"):
-        for c in (a.get(part) or {}).get("checks") or [] if isinstance(a.get(part), dict) else []:
+        for c in _dict(a.get(part)).get("checks") or []:
             if isinstance(c, dict):
-                audit.append({"name": f"{part}.{c.get('name')}", "status": str(c.get("status") or ""),
-                              "detail": str(c.get("detail") or ""), "rule": str(c.get("rule") or ""),
-                              "examples": json.dumps(c.get("examples") or [], ensure_ascii=False)[:300]})
-    smoothing = inf.get("smoothing") if isinstance(inf.get("smoothing"), dict) else {}
-    return {"forgetting": forgetting, "forgetting_test": str(f.get("test") or ""),
-            "confidence": num(f.get("confidence")), "inflection": inflection,
-            "disagreements": [d for d in inf.get("disagreements") or [] if isinstance(d, dict)],
-            "smoothing": smoothing.get("window"), "audit": audit}
+                rows.append({"name": f"{part}.{c.get('name')}", "status": str(c.get("status") or ""),
+                             "detail": str(c.get("detail") or ""), "rule": str(c.get("rule") or ""),
+                             "examples": json.dumps(c.get("examples") or [], ensure_ascii=False)[:300]})
+    return rows
