@@ -141,14 +141,9 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _prepare_suite_models(suite) -> None:
-    """Models listed in the suite: local paths and adapters relative to the suite file (as
-    the suite check found them), and distinct names; an unnamed one with an adapter is called
-    after the adapter (else `{path: X}` and `{path: X, adapter: Y}` would both be X)."""
+    """Distinct names for the suite's models; an unnamed one with an adapter is called after the
+    adapter (else `{path: X}` and `{path: X, adapter: Y}` would both be X)."""
     for spec in suite.models:
-        if spec.adapter:
-            spec.adapter = str(suite.resolve(spec.adapter))
-        if spec.path.startswith((".", "/", "~")) or spec.path.count("/") > 1:  # as suite._check_files
-            spec.path = str(suite.resolve(spec.path))
         if spec.adapter and "name" not in spec.model_fields_set:
             spec.name = _model_name(spec.adapter)
     for spec, name in zip(suite.models, _unique_names([m.name for m in suite.models])):

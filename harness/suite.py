@@ -345,6 +345,7 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
         raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
     _check_files(suite, file, lines=_line_map(text))
     _check_early_stopping(suite, file, lines=_line_map(text))
+    _resolve_models(suite)
     return suite
 
 
@@ -402,9 +403,22 @@ def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
     for i, m in enumerate(suite.models):
         if m.adapter:
             check(m.adapter, ("models", i, "adapter"))
-        looks_local = m.path.startswith((".", "/", "~")) or m.path.count("/") > 1
-        if looks_local:
+        if looks_local(m.path):
             check(m.path, ("models", i, "path"))
+
+
+def looks_local(path: str) -> bool:
+    """A model path that names a directory (not a hub id like 'Qwen/Qwen3-0.6B' or 'builtin:...')."""
+    return path.startswith((".", "/", "~")) or path.count("/") > 1
+
+
+def _resolve_models(suite: Suite) -> None:
+    """Local model directories and adapters relative to the suite file, as the file check found them."""
+    for m in suite.models:
+        if m.adapter:
+            m.adapter = str(suite.resolve(m.adapter))
+        if looks_local(m.path):
+            m.path = str(suite.resolve(m.path))
 
 
 def load_suite(path: str | Path) -> Suite:
