@@ -26,7 +26,7 @@ from harness.grade import metric_options
 from harness.metrics import metric_for
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
-from harness.results import RunDir, read_jsonl
+from harness.results import RunDir, read_jsonl, sample_stats
 from harness.suite import ForgettingSpec, Suite
 
 LOSS = "loss"
@@ -61,6 +61,7 @@ class _ItemStats:
         self.run, self.suite = run, suite
         self._rows: dict[str, Optional[list[dict]]] = {}
         self._metrics: dict[tuple[str, str], Metric] = {}
+        self._stats: dict[tuple[str, str], Optional[dict[str, np.ndarray]]] = {}
 
     def metric(self, task: str, name: str) -> Metric:
         """The metric object, built with the options the task was graded with (JSON Schema loaded)."""
@@ -71,26 +72,18 @@ class _ItemStats:
             self._metrics[(task, name)] = metric_for(name, metric_options(spec, self.suite) if spec else {})
         return self._metrics[(task, name)]
 
-    def _load(self, task_record: dict) -> Optional[list[dict]]:
+    def stats(self, task_record: dict, name: str) -> Optional[dict[str, np.ndarray]]:
+        """item id → statistics row, read once per sample file and metric."""
         rel = task_record.get("samples")
         if not rel:
             return None
         if rel not in self._rows:
             path = self.run.root / rel
             self._rows[rel] = read_jsonl(path) if path.exists() else None
-        return self._rows[rel]
-
-    def stats(self, task_record: dict, name: str) -> Optional[dict[str, list[float]]]:
-        rows = self._load(task_record)
-        if not rows:
-            return None
-        if name == LOSS:
-            if any(r.get("nll_sum") is None or r.get("n_tokens") is None for r in rows):
-                return None
-            return {str(r["id"]): [r["nll_sum"], r["n_tokens"]] for r in rows}
-        if name not in rows[0].get("stats", {}):
-            return None
-        return {str(r["id"]): r["stats"][name] for r in rows}
+        if (rel, name) not in self._stats:
+            got = sample_stats(self._rows[rel] or [], name)
+            self._stats[(rel, name)] = dict(zip(got[0], got[1])) if got else None
+        return self._stats[(rel, name)]
 
     def paired(self, task: str, name: str, new: dict, old: dict, higher: bool, confidence: float) -> Optional[dict]:
         """One-sided paired bootstrap 'new is worse than old' on the items both graded."""
@@ -101,8 +94,8 @@ class _ItemStats:
         if len(ids) < 2:
             return None
         boot = self.suite.diagnostics.forgetting
-        res = paired_bootstrap(self.metric(task, name), np.array([a[i] for i in ids], dtype=float),
-                               np.array([b[i] for i in ids], dtype=float), samples=boot.samples,
+        res = paired_bootstrap(self.metric(task, name), np.array([a[i] for i in ids]),
+                               np.array([b[i] for i in ids]), samples=boot.samples,
                                seed=self.suite.bootstrap.seed, confidence=confidence,
                                alternative="less" if higher else "greater")
         return {**res, "n": len(ids)}

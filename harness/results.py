@@ -166,7 +166,17 @@ def load_sample_stats(run: RunDir, task_record: dict, metric: str) -> Optional[t
     rel = task_record.get("samples")
     if not rel or not (run.root / rel).exists():
         return None
-    rows = read_jsonl(run.root / rel)
-    if not rows or metric not in rows[0].get("stats", {}):
+    return sample_stats(read_jsonl(run.root / rel), metric)
+
+
+def sample_stats(rows: list[dict], metric: str) -> Optional[tuple[list[str], np.ndarray]]:
+    """Sample rows → (item ids, statistics matrix) of one metric; 'loss' is [nll_sum, n_tokens]."""
+    if not rows:
         return None
-    return [r["id"] for r in rows], np.array([r["stats"][metric] for r in rows], dtype=float)
+    if metric == "loss":
+        if any(r.get("nll_sum") is None or r.get("n_tokens") is None for r in rows):
+            return None
+        return [str(r["id"]) for r in rows], np.array([[r["nll_sum"], r["n_tokens"]] for r in rows], dtype=float)
+    if metric not in rows[0].get("stats", {}):
+        return None
+    return [str(r["id"]) for r in rows], np.array([r["stats"][metric] for r in rows], dtype=float)
