@@ -91,6 +91,8 @@ def _load_unsloth(path: str, train: TrainSpec):
         raise RunnerError("backend: unsloth is not installed: pip install 'harness[unsloth]'") from None
     model, tokenizer = FastLanguageModel.from_pretrained(
         path, max_seq_length=train.max_seq_len, load_in_4bit=train.method == "qlora")
+    if tokenizer.pad_token_id is None:   # the collator pads with it (as load_tokenizer does)
+        tokenizer.pad_token = tokenizer.eos_token
     if train.method in ("lora", "qlora"):
         targets = (["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
                    if train.lora.target_modules == "all-linear" else train.lora.target_modules)
