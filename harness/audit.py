@@ -10,24 +10,24 @@ the rule, and examples as evidence:
   template  chat special tokens written literally into the data, and whether the tokenizer's
             chat template ends an assistant turn with an end-of-turn token;
   data      exact duplicates (hash of the normalised messages) within train and within each
-            evaluation set, train rows found in an evaluation set (leakage, whole row and
-            prompt only), token lengths against max_seq_len.
+            evaluation set, train rows found in an evaluation set (leakage: whole row, prompt
+            only, and near copies by harness.dataprep's MinHash detection), token lengths
+            against max_seq_len.
 
 A failed check fails the audit; the pipeline then stops before training unless the suite
 sets diagnostics.audit.fail_on_error: false. Thresholds: docs/diagnostics.md.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import unicodedata
 from typing import Iterable, Optional
 
 import numpy as np
 
 from harness.chat import IGNORE_INDEX, TokenizedExample, end_of_turn_ids
 from harness.data import Example
+from harness.dataprep.dedup import NearDuplicateIndex, shingles
+from harness.dataprep.normalise import conversation_key
 from harness.suite import Suite
 
 # Chat-template markers of common model families, checked even when this tokenizer lacks them:
@@ -225,14 +225,10 @@ def template_audit(train_examples: list[Example], eval_sets: dict[str, list[Exam
 
 
 # --------------------------------------------------------------------------- data
-def _norm(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
 def row_hash(messages: list[dict]) -> str:
-    """Hash of the normalised conversation (NFKC, case-folded, whitespace collapsed)."""
-    key = json.dumps([[m["role"], _norm(m["content"])] for m in messages], ensure_ascii=False)
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+    """Hash of the normalised conversation (NFKC, case-folded, whitespace collapsed): the key
+    `harness data build` de-duplicates by."""
+    return conversation_key(messages).hex()
 
 
 def _dups(rows: list[Example]) -> tuple[int, list[dict]]:
@@ -259,6 +255,11 @@ def data_audit(train_examples: list[Example], tokenized: list[TokenizedExample],
                              f"{n_dup} of {len(train_examples)} training rows ({share:.1%}) repeat an earlier row", ex))
     train_rows = {row_hash(e.messages): e.id for e in train_examples}
     train_prompts = {row_hash(e.prompt_messages): e.id for e in train_examples}
+    near_index = None
+    if train_examples and eval_sets:   # the same near-duplicate detection `harness data build` uses
+        near_index = NearDuplicateIndex(spec.near_duplicate_threshold)
+        for i, e in enumerate(train_examples):
+            near_index.add(i, shingles(e.messages))
     leakage = {}
     for name, rows in eval_sets.items():
         n_dup, ex = _dups(rows)
@@ -269,17 +270,23 @@ def data_audit(train_examples: list[Example], tokenized: list[TokenizedExample],
             continue
         full = [{"id": e.id, "train_id": train_rows[h]} for e in rows if (h := row_hash(e.messages)) in train_rows]
         prompt = [e.id for e in rows if row_hash(e.prompt_messages) in train_prompts]
+        exact_ids = {x["id"] for x in full}
+        near = [{"id": e.id, "train_id": train_examples[hit[0]].id, "similarity": round(hit[1], 3)}
+                for e in rows if e.id not in exact_ids and (hit := near_index.find(shingles(e.messages)))]
         share = len(full) / max(1, len(rows))
         leakage[name] = {"rows": len(full), "share": share, "prompt_rows": len(prompt),
-                         "prompt_share": len(prompt) / max(1, len(rows))}
-        status = "fail" if share > spec.max_leakage_share else "warn" if full else "pass"
+                         "prompt_share": len(prompt) / max(1, len(rows)), "near_rows": len(near),
+                         "near_share": len(near) / max(1, len(rows))}
+        status = "fail" if share > spec.max_leakage_share else "warn" if full or near else "pass"
+        near_s = (f"; {len(near)} more are near copies of one (Jaccard ≥ {spec.near_duplicate_threshold})"
+                  if near else "")
         checks.append(_check(
             f"{name}.leakage", status, share,
             f"evaluation rows found verbatim in the training data: any is a warning, "
-            f"above {spec.max_leakage_share:.0%} a failure",
+            f"above {spec.max_leakage_share:.0%} a failure; near copies are a warning",
             f"{len(full)} of {len(rows)} rows ({share:.1%}) are training rows; "
-            f"{len(prompt)} share their prompt with a training row" if full or prompt
-            else f"no overlap with the training data ({len(rows)} rows)", full))
+            f"{len(prompt)} share their prompt with a training row{near_s}" if full or prompt or near
+            else f"no overlap with the training data ({len(rows)} rows)", full + near))
     lengths = np.array([t.full_length or len(t.input_ids) for t in tokenized]) if tokenized else None
     stats = None
     if lengths is not None:

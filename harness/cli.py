@@ -1,4 +1,4 @@
-"""`harness` command line: preflight, audit, train-and-grade, grade, gate, report, schema.
+"""`harness` command line: preflight, audit, train-and-grade, grade, gate, report, data, schema.
 
 Exit codes: 0 success / gate passed, 1 gate or audit failed, 2 bad input (suite, data, results
 file), 3 the job does not fit in the memory budget. Errors the user can fix print one
@@ -77,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
                                       "exit 0 pass/warn, 1 fail, 2 bad input")
     au.add_argument("suite")
     au.add_argument("--json", type=Path, help="also write the audits as JSON")
+
+    da = sub.add_parser("data", help="build a training set from a recipe, or check data (exit 0 clean, "
+                                     "1 error findings, 2 bad input)").add_subparsers(dest="data_command", required=True)
+    db = da.add_parser("build", help="sources → normalised, de-duplicated, mixed, split JSONL/Parquet + manifest")
+    db.add_argument("recipe")
+    db.add_argument("--out", required=True, help="output directory")
+    dc = da.add_parser("check", help="schema, role order, chat markers, duplicates, leakage, token lengths")
+    dc.add_argument("target", help="a suite YAML or a data file (JSONL, CSV, Parquet, datasets dir)")
+    dc.add_argument("--tokenizer", help="model/tokenizer for token lengths (default: the suite's first model)")
+    dc.add_argument("--max-seq-len", type=int, help="default: the suite's train.max_seq_len, else 512")
+    dc.add_argument("--json", type=Path, help="also write the findings as JSON")
 
     sc = sub.add_parser("schema", help="print the suite JSON Schema (for editor autocompletion)")
     sc.add_argument("-o", "--output")
@@ -246,6 +257,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             return run_gate(args.results, baseline_path=args.baseline, gates_path=args.gates,
                             junit=args.junit, markdown=args.markdown, model=args.model, console=console)
+        if args.command == "data":
+            from harness.dataprep.commands import data_build, data_check
+
+            if args.data_command == "build":
+                return data_build(args.recipe, args.out, console, log)
+            return data_check(args.target, args.tokenizer, args.max_seq_len, args.json, console, log)
         if args.command == "report":
             from reports.html import render_report
 

@@ -2,7 +2,8 @@
 
 Sources: chat JSONL (`messages`), prompt/completion JSONL, plain parallel text files
 (one sentence a line, optionally gzipped), Hugging Face datasets, and the project's own
-synthetic generators. Bad lines raise `DataError` naming the file and line.
+synthetic generators; and data recipes (`recipe:`, built by harness.dataprep). Bad lines
+raise `DataError` naming the file and line.
 """
 from __future__ import annotations
 
@@ -179,6 +180,10 @@ def load_rows(spec: DataSpec, suite: Suite) -> list[Example]:
         rows = _load_parallel(spec, suite.resolve(spec.parallel["source"]), suite.resolve(spec.parallel["target"]))
     elif spec.hf is not None:
         rows = _load_hf(spec)
+    elif spec.recipe is not None:
+        from harness.dataprep.build import prepared_split  # lazy: harness.dataprep reads through this module
+
+        rows = _load_jsonl(spec, prepared_split(suite.resolve(spec.recipe), spec.recipe_split))
     else:
         rows = _load_synthetic(spec)
     out = []

@@ -171,6 +171,10 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
     tasks = load_tasks(suite)                 # data problems surface before any model work
     train_rows = load_training_rows(suite)
     run, results, save = _start(suite, run_dir)
+    if any(d.recipe for d in suite.train.data):   # which built dataset was trained on: its manifest hash
+        from harness.dataprep.build import suite_data_records
+
+        results["data"] = suite_data_records(suite)
     log(f"run directory: {run.root}")
     try:
         for spec in suite.models:

@@ -38,7 +38,7 @@ class SyntheticSource(_Strict):
 
 
 class DataSpec(_Strict):
-    """One data source. Exactly one of path / parallel / hf / synthetic is set."""
+    """One data source. Exactly one of path / parallel / hf / synthetic / recipe is set."""
 
     path: Optional[str] = Field(
         None, description="JSONL file: rows with `messages`, or `prompt`/`completion`."
@@ -52,6 +52,9 @@ class DataSpec(_Strict):
         None, description="Hugging Face dataset: {name, config, split, source_field, target_field}."
     )
     synthetic: Optional[SyntheticSource] = None
+    recipe: Optional[str] = Field(
+        None, description="Data recipe YAML (`harness data build`): built on first use, reused by hash.")
+    recipe_split: Literal["train", "validation"] = Field("train", description="Which split of the recipe.")
     direction: Optional[str] = Field(
         None, description="Translation direction 'src-tgt' (e.g. 'en-fr') for parallel/hf data."
     )
@@ -65,10 +68,10 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> "DataSpec":
-        set_ = [k for k in ("path", "parallel", "hf", "synthetic") if getattr(self, k) is not None]
+        set_ = [k for k in ("path", "parallel", "hf", "synthetic", "recipe") if getattr(self, k) is not None]
         if len(set_) != 1:
             raise ValueError(
-                f"give exactly one of path, parallel, hf, synthetic (got {', '.join(set_) or 'none'})"
+                f"give exactly one of path, parallel, hf, synthetic, recipe (got {', '.join(set_) or 'none'})"
             )
         if self.parallel is not None:
             missing = {"source", "target"} - set(self.parallel)
@@ -194,6 +197,8 @@ class AuditSpec(_Strict):
                                        "training examples cut by max_seq_len.")
     max_leakage_share: float = Field(0.01, ge=0, le=1, description="Fail above this share of a "
                                      "validation set found verbatim in the training data (any is a warning).")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity (word 1-2-grams) "
+                                            "from which an evaluation row counts as a near copy of a training row.")
 
 
 class DiagnosticsSpec(_Strict):
@@ -390,6 +395,7 @@ def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
 
     def check_data(d: DataSpec, loc: tuple) -> None:
         check(d.path, loc + ("path",))
+        check(d.recipe, loc + ("recipe",))
         if d.parallel:
             for side in ("source", "target"):
                 check(d.parallel[side], loc + ("parallel", side))

@@ -1,0 +1,113 @@
+"""De-duplication: exact (by conversation key) and near (MinHash over word 1-2-grams).
+
+Exact: a row whose key was seen earlier (in recipe order, then row order) is a duplicate;
+the first occurrence is kept. Near: Jaccard similarity of the two rows' sets of word
+unigrams and bigrams (text under the de-duplication normalisation, punctuation dropped) at
+least `threshold`. MinHash LSH (datasketch) proposes candidates; the exact Jaccard of the two
+sets decides, so the answer does not depend on the sketch's luck. The pre-training audit's
+leakage check uses the same `NearDuplicateIndex`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Iterable, Optional
+
+import numpy as np
+import pandas as pd
+
+from harness.dataprep.normalise import key_text
+
+WORD = re.compile(r"\w+")
+
+
+def first_occurrence(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask: True where a key appears for the first time."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=bool)
+    halves = np.frombuffer(keys.tobytes(), dtype="<u8").reshape(len(keys), -1)
+    frame = pd.DataFrame(halves)
+    return ~frame.duplicated(keep="first").to_numpy()
+
+
+def shingles(messages: Iterable[dict]) -> np.ndarray:
+    """Sorted unique 64-bit hashes of the word unigrams and bigrams of every message."""
+    feats: set[str] = set()
+    for m in messages:
+        words = WORD.findall(key_text(m["content"]))
+        feats.update(words)
+        feats.update(f"{a} {b}" for a, b in zip(words, words[1:]))
+    if not feats:
+        return np.zeros(0, dtype=np.uint64)
+    return np.unique(np.array([_hash64(f) for f in feats], dtype=np.uint64))
+
+
+def _hash64(text: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _low32(value) -> int:
+    return int(value) & 0xFFFFFFFF
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) == 0 and len(b) == 0:
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+class NearDuplicateIndex:
+    """Rows added with `add`; `find` returns the earliest added row at least `threshold` similar."""
+
+    def __init__(self, threshold: float = 0.8, num_perm: int = 128):
+        from datasketch import MinHashLSH
+
+        self.threshold, self.num_perm = threshold, num_perm
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._sets: dict[int, np.ndarray] = {}
+
+    def _minhash(self, feats: np.ndarray):
+        from datasketch import MinHash
+
+        # The features are already 64-bit hashes: MinHash needs their low 32 bits, not a second hash.
+        m = MinHash(num_perm=self.num_perm, seed=1, hashfunc=_low32)
+        if len(feats):
+            m.update_batch(feats)
+        return m
+
+    def add(self, key: int, feats: np.ndarray, minhash=None) -> None:
+        self._sets[key] = feats
+        self._lsh.insert(key, minhash if minhash is not None else self._minhash(feats))
+
+    def find(self, feats: np.ndarray, minhash=None) -> Optional[tuple[int, float]]:
+        if len(feats) == 0:
+            return None
+        best = None
+        for cand in sorted(self._lsh.query(minhash if minhash is not None else self._minhash(feats))):
+            sim = jaccard(feats, self._sets[cand])
+            if sim >= self.threshold:
+                best = (cand, sim)
+                break
+        return best
+
+    def find_or_add(self, key: int, feats: np.ndarray) -> Optional[tuple[int, float]]:
+        """The earlier near-duplicate of this row, else None and the row joins the index."""
+        m = self._minhash(feats)
+        hit = self.find(feats, m)
+        if hit is None:
+            self.add(key, feats, m)
+        return hit
+
+
+def near_duplicates(lines: Iterable[str], threshold: float, num_perm: int) -> list[tuple[int, int, float]]:
+    """(row, earlier row it nearly repeats, similarity) for each near-duplicate among JSON lines."""
+    index = NearDuplicateIndex(threshold, num_perm)
+    out = []
+    for i, line in enumerate(lines):
+        hit = index.find_or_add(i, shingles(json.loads(line)["messages"]))
+        if hit is not None:
+            out.append((i, hit[0], hit[1]))
+    return out
