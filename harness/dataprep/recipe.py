@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError
 
@@ -72,6 +72,11 @@ class NearDuplicateSpec(_Strict):
         "report", description="MinHash near-duplicates: off, report them, or remove all but the first.")
     threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of word 1-2-gram sets.")
     num_perm: int = Field(128, ge=16, le=1024)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        return "off" if v is False else v   # YAML reads a bare `off` as false
 
 
 class MixSpec(_Strict):

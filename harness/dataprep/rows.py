@@ -7,15 +7,15 @@ integer indices around (`Rows.take`).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from harness.data import DataError
-from harness.dataprep.normalise import KEY_BYTES, conversation_key, normalise_messages, prompt_key
+from harness.dataprep.normalise import KEY_BYTES, normalise_with_keys
 from harness.dataprep.recipe import Recipe, SourceSpec
 from harness.dataprep.sources import read_source, to_messages
 
@@ -40,7 +40,9 @@ class Rows:
 
     @staticmethod
     def concat(parts: list["Rows"]) -> "Rows":
-        return Rows(pa.chunked_array([c for p in parts for c in p.lines.chunks], type=pa.large_string()),
+        # One chunk: `take` on a many-chunk array pays for the chunking on every call.
+        lines = pa.chunked_array([c for p in parts for c in p.lines.chunks], type=pa.large_string())
+        return Rows(pa.chunked_array([lines.combine_chunks()]),
                     np.concatenate([p.key for p in parts]) if parts else np.empty(0, KEY),
                     np.concatenate([p.prompt_key for p in parts]) if parts else np.empty(0, KEY),
                     np.concatenate([p.source for p in parts]) if parts else np.empty(0, np.int16))
@@ -88,16 +90,16 @@ def read_pool(spec: SourceSpec, index: int, recipe: Recipe,
             if len(counts.invalid_examples) < BAD_EXAMPLES:
                 counts.invalid_examples.append(str(e))
             continue
-        norm = normalise_messages(messages)
+        norm, key, pkey = normalise_with_keys(messages)
         counts.empty_turns += norm.empty_turns
         msgs = norm.messages
         if not msgs or msgs[-1]["role"] != "assistant":
             counts.empty_rows += 1
             continue
-        lines.append(json.dumps({"id": f"{spec.name}:{pos}", "source": spec.name, "line": pos, "messages": msgs},
-                                ensure_ascii=False))
-        keys.append(conversation_key(msgs))
-        pkeys.append(prompt_key(msgs))
+        lines.append(orjson.dumps({"id": f"{spec.name}:{pos}", "source": spec.name, "line": pos,
+                                   "messages": msgs}).decode("utf-8"))
+        keys.append(key)
+        pkeys.append(pkey)
         if len(lines) >= FLUSH:
             flush()
     flush()

@@ -7,10 +7,11 @@ batches. `to_messages` turns a raw row of any supported format into chat `messag
 from __future__ import annotations
 
 import gzip
-import json
 from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator, Union
+
+import orjson
 
 from harness.data import LANGUAGE_NAMES, DataError, _check_messages, row_to_messages
 from harness.dataprep.recipe import Recipe, SourceSpec
@@ -56,8 +57,8 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
                 continue
             where = f"{path}:{lineno}"
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
                 yield where, lineno, f"not valid JSON ({e.msg} at column {e.colno})"
                 continue
             yield where, lineno, row if isinstance(row, dict) else "each line must be a JSON object"
