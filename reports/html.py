@@ -27,6 +27,7 @@ from reports import charts
 from reports.collect import (Series, diagnostics_evidence, environment_table, forgetting_matrix, header, higher_is_better,
                              load_series, loss_curves, memory_breakdown, metric_curve, metric_keys,
                              score_table, signatures, suite_texts)
+from reports.data import training_data
 from reports.samples import MAX_CHARS, MAX_SAMPLES, sample_sets, script_json
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -71,6 +72,7 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "forgetting": _forgetting(series),
         "evidence": [{"label": s.label, **diagnostics_evidence(s)} for s in series],
         "memory": _memory(series),
+        "data": training_data(series),
         "scores": score_table(series),
         "sample_sets": [{"label": s["label"], "task": s["task"], "n_total": s["n_total"],
                          "n_shown": s["n_shown"], "n_truncated": s["n_truncated"],
