@@ -3,8 +3,8 @@
 Exact: a row whose key was seen earlier (in recipe order, then row order) is a duplicate;
 the first occurrence is kept. Near: Jaccard similarity of the two rows' sets of word
 unigrams and bigrams (text under the de-duplication normalisation, punctuation dropped) at
-least `threshold`. MinHash LSH (datasketch) proposes candidates; the exact Jaccard of the two
-sets decides, so the answer does not depend on the sketch's luck. The pre-training audit's
+least `threshold`. MinHash LSH (datasketch, run at threshold − 0.25 so that it misses
+almost no true pair) proposes candidates; the exact Jaccard of the two sets decides. The pre-training audit's
 leakage check uses the same `NearDuplicateIndex`.
 """
 from __future__ import annotations
@@ -66,7 +66,9 @@ class NearDuplicateIndex:
         from datasketch import MinHashLSH
 
         self.threshold, self.num_perm = threshold, num_perm
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        # LSH only proposes candidates, and misses some pairs just above its own threshold: it runs
+        # lower and weighs false negatives up, and the exact Jaccard below makes the decision.
+        self._lsh = MinHashLSH(threshold=max(0.05, threshold - 0.25), num_perm=num_perm, weights=(0.1, 0.9))
         self._sets: dict[int, np.ndarray] = {}
 
     def _minhash(self, feats: np.ndarray):
