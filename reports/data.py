@@ -24,7 +24,7 @@ def training_data(series: list[Series]) -> list[dict]:
 
 def _recipe(r: dict) -> dict:
     realised = (r.get("mix") or {}).get("realised") or {}
-    rows = [{"name": name, "values": [rec.get(c) for c in COLUMNS], "ratio": realised.get(name)}
+    rows = [{"name": name, "counts": [rec.get(c) for c in COLUMNS], "ratio": realised.get(name)}
             for name, rec in (r.get("sources") or {}).items()]
     return {"recipe": r.get("recipe"), "split": r.get("split"), "manifest": str(r.get("manifest_sha256", ""))[:16],
             "strategy": (r.get("mix") or {}).get("strategy"), "seed": r.get("seed"),
