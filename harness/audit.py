@@ -26,15 +26,11 @@ import numpy as np
 
 from harness.chat import IGNORE_INDEX, TokenizedExample, end_of_turn_ids
 from harness.data import Example
+from harness.dataprep.check import KNOWN_MARKERS
 from harness.dataprep.dedup import NearDuplicateIndex, shingles
 from harness.dataprep.normalise import conversation_key
 from harness.suite import Suite
 
-# Chat-template markers of common model families, checked even when this tokenizer lacks them:
-# data written for one template and trained with another is a classic silent failure.
-KNOWN_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<start_of_turn>", "<end_of_turn>",
-                 "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-                 "<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "[INST]", "[/INST]", "<bos>", "<eos>")
 EXAMPLES = 3  # evidence rows kept per check
 
 

@@ -60,3 +60,24 @@ bootstrap: {{samples: 0}}
     assert model["audit"]["data"]["leakage"]["en-fr"]["rows"] == 0          # the split shares no row
     html = (run.root / "report.html").read_text()
     assert 'id="data"' in html and "en-fr-mix" in html and record["manifest_sha256"][:16] in html
+
+
+def test_a_missing_recipe_is_a_suite_error_with_its_line(tmp_path):
+    from harness.suite import SuiteError, parse_suite
+
+    text = "name: s\nmodels: [{path: m}]\ntrain:\n  data:\n    - recipe: nope.yaml\ntasks: [{name: t, data: {synthetic: {n: 1}}}]\n"
+    with pytest.raises(SuiteError, match=r"^s\.yaml:5: field 'train\.data\.0\.recipe': file not found"):
+        parse_suite(text, "s.yaml", tmp_path)
+    with pytest.raises(SuiteError, match="exactly one of path, parallel, hf, synthetic, recipe"):
+        parse_suite(text.replace("- recipe: nope.yaml", "- {recipe: r.yaml, path: x.jsonl}"), "s.yaml", tmp_path)
+
+
+def test_a_bad_row_in_a_suites_recipe_stops_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a", "completion": "b"}\n{"prompt": 1}\n')
+    (tmp_path / "r.yaml").write_text("name: r\nsources: [{name: d, path: d.jsonl}]\n")
+    (tmp_path / "s.yaml").write_text("name: s\nmodels: [{path: builtin:tiny-translator}]\n"
+                                     "train: {data: [{recipe: r.yaml}]}\ntasks: [{name: t, data: {synthetic: {n: 2}}}]\n")
+    assert main(["train-and-grade", str(tmp_path / "s.yaml"), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "d.jsonl:2" in err and "on_error: skip" in err and not (tmp_path / "run").exists()

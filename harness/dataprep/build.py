@@ -42,6 +42,7 @@ def build_dataset(recipe: Recipe, out_dir: Path, log: Log = lambda m: None,
 
     # Across sources: the earlier source in the recipe keeps the row.
     corpus = Rows.concat(pools)
+    del pools   # one copy of the corpus at a time: what bounds peak memory on a large build
     across = first_occurrence(corpus.key)
     for i, name in enumerate(names):
         counts[name]["duplicates_across"] = int(((~across) & (corpus.source == i)).sum())
@@ -73,6 +74,7 @@ def build_dataset(recipe: Recipe, out_dir: Path, log: Log = lambda m: None,
     for name, n in zip(names, sizes):
         counts[name]["kept"] = n
     mixed = corpus.take(mix(sizes, [s.weight for s in recipe.sources], recipe.mix, rng))
+    del corpus
     repeats, dup_after = 0, 0
     if recipe.mix.strategy == "resample":   # repeats are the point of resampling: counted, kept
         repeats = int((~first_occurrence(mixed.key)).sum())
@@ -89,8 +91,9 @@ def build_dataset(recipe: Recipe, out_dir: Path, log: Log = lambda m: None,
         for part, rows in parts.items():
             counts[name][part] = int((rows.source == i).sum())
 
+    total, n_mixed = max(1, len(mixed)), len(mixed)
+    del mixed
     outputs = _export(parts, recipe.formats, out_dir)
-    total = max(1, len(mixed))
     manifest = {
         "schema_version": MANIFEST_VERSION, "recipe": recipe.name, "recipe_hash": digest, "seed": recipe.seed,
         "mix": {"strategy": recipe.mix.strategy,
@@ -103,7 +106,7 @@ def build_dataset(recipe: Recipe, out_dir: Path, log: Log = lambda m: None,
         "stages": {"read": sum(c["read"] for c in counts.values()),
                    "loaded": sum(c["loaded"] for c in counts.values()),
                    "after_exact_dedup": int(across.sum()), "after_near_dedup": after_near,
-                   "mixed": len(mixed), "repeats": repeats, "duplicates_after_mix": dup_after,
+                   "mixed": n_mixed, "repeats": repeats, "duplicates_after_mix": dup_after,
                    "train": len(parts["train"]), "validation": len(parts["validation"])},
         "near_duplicates": {"action": near_spec.action, "threshold": near_spec.threshold,
                             "examples": near_examples},

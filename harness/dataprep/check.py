@@ -24,6 +24,8 @@ from harness.dataprep.recipe import Recipe, SourceSpec
 from harness.dataprep.sources import read_source, to_messages
 
 EXAMPLES = 10
+# Chat-template markers of common model families, checked even when this tokenizer lacks them:
+# data written for one template and trained with another is a classic silent failure.
 KNOWN_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<start_of_turn>", "<end_of_turn>",
                  "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
                  "<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "[INST]", "[/INST]", "<bos>", "<eos>")
@@ -53,7 +55,10 @@ def read_checked(path: Path) -> tuple[list[CheckedRow], list[str], int]:
     if not path.exists():
         raise DataError(f"{path}: file not found")
     spec = SourceSpec(name="file", path=str(path))
-    recipe = Recipe(name="check", sources=[spec])
+    return read_checked_source(spec, Recipe(name="check", sources=[spec]))
+
+
+def read_checked_source(spec: SourceSpec, recipe: Recipe) -> tuple[list[CheckedRow], list[str], int]:
     rows, errors, empty_turns = [], [], 0
     for where, _, raw in read_source(spec, recipe):
         try:

@@ -42,7 +42,9 @@ def data_check(target: str, tokenizer: Optional[str], max_seq_len: Optional[int]
     path = Path(target)
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    if path.suffix in (".yaml", ".yml"):
+    if path.suffix in (".yaml", ".yml") and _is_recipe(path):
+        findings = _check_recipe(path, tokenizer, max_seq_len)
+    elif path.suffix in (".yaml", ".yml"):
         findings = _check_suite(path, tokenizer, max_seq_len, log)
     else:
         rows, errors, empty = read_checked(path)
@@ -59,6 +61,34 @@ def data_check(target: str, tokenizer: Optional[str], max_seq_len: Optional[int]
     if json_path:
         json_path.write_text(json.dumps([f.as_dict() for f in findings], indent=1, ensure_ascii=False) + "\n")
     return exit_code(findings)
+
+
+def _is_recipe(path: Path) -> bool:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return False   # the suite loader reports the YAML error with its line
+    return isinstance(raw, dict) and "sources" in raw and "tasks" not in raw
+
+
+def _check_recipe(path: Path, tokenizer: Optional[str], max_seq_len: Optional[int]) -> list[Finding]:
+    """A recipe's sources, as they are (before `data build` cleans them)."""
+    from harness.dataprep.check import read_checked_source
+    from harness.dataprep.recipe import load_recipe
+
+    recipe = load_recipe(path)
+    rows, errors, empty = [], [], 0
+    for spec in recipe.sources:
+        r, e, n = read_checked_source(spec, recipe)
+        rows, errors, empty = rows + r, errors + e, empty + n
+    tok = _load_tokenizer(tokenizer) if tokenizer else None
+    findings = check_rows(rows, errors, empty, markers=_special_tokens(tok),
+                          near_threshold=recipe.near_duplicates.threshold)
+    if tok is not None:
+        findings.append(length_finding(rows, tok, max_seq_len or 512, 0.05))
+    return findings
 
 
 def _check_suite(path: Path, tokenizer: Optional[str], max_seq_len: Optional[int], log: Log) -> list[Finding]:
