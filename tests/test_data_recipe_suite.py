@@ -77,7 +77,7 @@ def test_a_bad_row_in_a_suites_recipe_stops_before_training(tmp_path, monkeypatc
     (tmp_path / "d.jsonl").write_text('{"prompt": "a", "completion": "b"}\n{"prompt": 1}\n')
     (tmp_path / "r.yaml").write_text("name: r\nsources: [{name: d, path: d.jsonl}]\n")
     (tmp_path / "s.yaml").write_text("name: s\nmodels: [{path: builtin:tiny-translator}]\n"
-                                     "train: {data: [{recipe: r.yaml}]}\ntasks: [{name: t, data: {synthetic: {n: 2}}}]\n")
+                                     "train: {data: [{recipe: r.yaml}]}\ntasks: [{name: t, data: {synthetic: {direction: en-fr, n: 2}}}]\n")
     assert main(["train-and-grade", str(tmp_path / "s.yaml"), "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "d.jsonl:2" in err and "on_error: skip" in err and not (tmp_path / "run").exists()
