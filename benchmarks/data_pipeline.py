@@ -112,18 +112,21 @@ def write_sources(d: Path, rows: int) -> int:
     return planted
 
 
-def run_child(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS GiB, stdout) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def run_child(cmd: list[str]) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak RSS GiB, stdout) of one child process. CPU time is printed
+    too because on a shared machine wall time mostly measures the neighbours."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu0 = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{' '.join(cmd[:6])} failed: {out.stderr.strip()[-2000:]}")
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu0
     if peak <= before:
         print("note: this child's peak RSS is not above an earlier child's; the number is an upper bound")
-    return wall, peak / 2**20, out.stdout
+    return wall, cpu, peak / 2**20, out.stdout
 
 
 def main() -> None:
@@ -136,17 +139,18 @@ def main() -> None:
         planted = write_sources(d, args.rows)
         (d / "pandas").mkdir()
         # The lighter child first: ru_maxrss of children is a running maximum.
-        t_h, rss_h, _ = run_child([sys.executable, "-m", "harness.cli", "-q", "data", "build",
+        t_h, cpu_h, rss_h, _ = run_child([sys.executable, "-m", "harness.cli", "-q", "data", "build",
                                    str(d / "recipe.yaml"), "--out", str(d / "harness")])
         manifest = json.loads((d / "harness" / "manifest.json").read_text())
-        t_p, rss_p, out_p = run_child([sys.executable, "-c", PANDAS_SCRIPT, str(d), str(d / "pandas")])
+        t_p, cpu_p, rss_p, out_p = run_child([sys.executable, "-c", PANDAS_SCRIPT, str(d), str(d / "pandas")])
         found = manifest["stages"]["loaded"] - manifest["stages"]["after_exact_dedup"]
         print(f"rows {args.rows:,}; planted exact duplicates {planted:,}; harness removed {found:,}; "
               f"pandas kept {out_p.split()[0]} of {manifest['stages']['loaded']:,}")
         print(f"realised ratios {json.dumps({k: round(v, 4) for k, v in manifest['mix']['realised'].items()})}")
-        print(f"harness data build: {t_h:6.1f} s  peak RSS {rss_h:.2f} GiB")
-        print(f"plain pandas:       {t_p:6.1f} s  peak RSS {rss_p:.2f} GiB")
-        print(f"ratio harness/pandas: time {t_h / t_p:.2f}, memory {rss_h / rss_p:.2f}")
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"harness data build: {t_h:6.1f} s wall  {cpu_h:6.1f} s CPU  peak RSS {rss_h:.2f} GiB")
+        print(f"plain pandas:       {t_p:6.1f} s wall  {cpu_p:6.1f} s CPU  peak RSS {rss_p:.2f} GiB")
+        print(f"ratio harness/pandas: wall {t_h / t_p:.2f}, CPU {cpu_h / cpu_p:.2f}, memory {rss_h / rss_p:.2f}")
         near_ms = _near_cost(d / "harness" / "train.jsonl", args.near_rows)
         print(f"near-duplicate detection (MinHash, 128 perms): {near_ms:.2f} ms/row on {args.near_rows:,} rows")
 
