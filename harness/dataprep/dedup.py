@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 import pandas as pd
+import xxhash
 
 from harness.dataprep.normalise import key_text
 
@@ -43,9 +44,7 @@ def shingles(messages: Iterable[dict]) -> np.ndarray:
 
 
 def _hash64(text: str) -> int:
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    return xxhash.xxh3_64_intdigest(text.encode("utf-8"))
 
 
 def _low32(value) -> int:
