@@ -90,3 +90,13 @@ def test_role_order_rules():
     assert role_order_problem([u, u, a]) == "two user turns in a row"
     assert role_order_problem([u, a, s]) == "a system turn after the first"
     assert role_order_problem([u, a, u]) == "the last turn must be the assistant's answer"
+
+
+def test_a_recipe_is_checked_source_by_source(tmp_path):
+    _write(tmp_path / "a.jsonl", [_msg("alpha question about the weather today", "sunny"), "[1, 2]"])
+    _write(tmp_path / "b.jsonl", [{"instruction": "alpha question about the weather today", "output": "sunny"}])
+    (tmp_path / "r.yaml").write_text("name: r\nsources: [{name: a, path: a.jsonl}, {name: b, path: b.jsonl}]\n")
+    assert main(["data", "check", str(tmp_path / "r.yaml"), "--json", str(tmp_path / "findings.json")]) == 1
+    got = _findings(tmp_path)
+    assert got["schema"]["examples"] == [f"{tmp_path / 'a.jsonl'}:2: each line must be a JSON object"]
+    assert got["duplicates"]["examples"] == [f"{tmp_path / 'b.jsonl'}:1 repeats {tmp_path / 'a.jsonl'}:1"]
