@@ -26,11 +26,49 @@ NEAR_EXAMPLES = 20
 def build_dataset(recipe: Recipe, out_dir: Path, log: Log = lambda m: None,
                   digest: Optional[str] = None) -> dict:
     """Build the recipe into out_dir (train/validation JSONL and Parquet, manifest.json); the manifest."""
-    digest = digest or recipe_hash(recipe)
     rng = np.random.default_rng(recipe.seed)
     names = [s.name for s in recipe.sources]
     counts: dict[str, dict] = {}
+    corpus = _read_and_dedup(recipe, counts, log)
+    after_exact = len(corpus)
+    corpus, near_examples = _near_stage(corpus, recipe, names, counts, log)
+    after_near = len(corpus)
+    mixed, repeats, dup_after = _mix_stage(corpus, recipe, names, counts, rng)
+    del corpus   # one copy of the corpus at a time: what bounds peak memory on a large build
+    train_idx, val_idx = split(mixed.prompt_key, mixed.source, recipe.split, rng)
+    parts = {"train": mixed.take(train_idx), "validation": mixed.take(val_idx)}
+    for i, name in enumerate(names):
+        for part, rows in parts.items():
+            counts[name][part] = int((rows.source == i).sum())
+    n_mixed = len(mixed)
+    del mixed
+    manifest = {
+        "schema_version": MANIFEST_VERSION, "recipe": recipe.name, "recipe_hash": digest or recipe_hash(recipe),
+        "seed": recipe.seed,
+        "mix": {"strategy": recipe.mix.strategy,
+                "weights": {s.name: s.weight / sum(x.weight for x in recipe.sources) for s in recipe.sources},
+                "realised": {name: counts[name]["mixed"] / max(1, n_mixed) for name in names}},
+        "sources": {name: {k: counts[name][k] for k in SOURCE_COUNTS} for name in names},
+        "stages": {"read": sum(c["read"] for c in counts.values()),
+                   "loaded": sum(c["loaded"] for c in counts.values()),
+                   "after_exact_dedup": after_exact, "after_near_dedup": after_near,
+                   "mixed": n_mixed, "repeats": repeats, "duplicates_after_mix": dup_after,
+                   "train": len(parts["train"]), "validation": len(parts["validation"])},
+        "near_duplicates": {"action": recipe.near_duplicates.action, "threshold": recipe.near_duplicates.threshold,
+                            "examples": near_examples},
+        "outputs": _export(parts, recipe.formats, out_dir),
+    }
+    write_manifest(out_dir, manifest)
+    log(f"train {len(parts['train'])} rows, validation {len(parts['validation'])} rows → {out_dir}")
+    return manifest
 
+
+SOURCE_COUNTS = ("read", "invalid", "invalid_examples", "empty_turns", "empty_rows", "loaded", "duplicates_within",
+                 "duplicates_across", "near_duplicates", "near_removed", "kept", "mixed", "train", "validation")
+
+
+def _read_and_dedup(recipe: Recipe, counts: dict, log: Log) -> Rows:
+    """Read every source; exact duplicates out within each, then across (the earlier source keeps the row)."""
     pools = []
     for i, spec in enumerate(recipe.sources):
         rows, c = read_pool(spec, i, recipe)
@@ -39,43 +77,43 @@ def build_dataset(recipe: Recipe, out_dir: Path, log: Log = lambda m: None,
         counts[spec.name] = {**dataclasses.asdict(c), "duplicates_within": int((~within).sum())}
         log(f"{spec.name}: {c.read} rows read, {c.invalid} invalid, {c.empty_rows} empty, "
             f"{counts[spec.name]['duplicates_within']} duplicates")
-
-    # Across sources: the earlier source in the recipe keeps the row.
     corpus = Rows.concat(pools)
-    del pools   # one copy of the corpus at a time: what bounds peak memory on a large build
+    del pools
     across = first_occurrence(corpus.key)
-    for i, name in enumerate(names):
-        counts[name]["duplicates_across"] = int(((~across) & (corpus.source == i)).sum())
-    corpus = corpus.take(np.flatnonzero(across))
+    for i, spec in enumerate(recipe.sources):
+        counts[spec.name]["duplicates_across"] = int(((~across) & (corpus.source == i)).sum())
+    return corpus.take(np.flatnonzero(across))
 
-    near_spec, near_pairs = recipe.near_duplicates, []
+
+def _near_stage(corpus: Rows, recipe: Recipe, names: list[str], counts: dict, log: Log) -> tuple[Rows, list]:
+    spec = recipe.near_duplicates
     for name in names:
         counts[name].update(near_duplicates=0, near_removed=0)
-    if near_spec.action != "off":
-        near_pairs = near_duplicates(_iter_lines(corpus), near_spec.threshold, near_spec.num_perm)
-        for row, _, _ in near_pairs:
-            counts[names[corpus.source[row]]]["near_duplicates"] += 1
-        log(f"near-duplicates: {len(near_pairs)} rows (threshold {near_spec.threshold})")
-        if near_spec.action == "remove" and near_pairs:
-            drop = np.zeros(len(corpus), dtype=bool)
-            drop[[r for r, _, _ in near_pairs]] = True
-            for row, _, _ in near_pairs:
-                counts[names[corpus.source[row]]]["near_removed"] += 1
-            near_examples = _near_examples(corpus, near_pairs)
-            corpus = corpus.take(np.flatnonzero(~drop))
-        else:
-            near_examples = _near_examples(corpus, near_pairs)
-    else:
-        near_examples = []
-    after_near = len(corpus)
+    if spec.action == "off":
+        return corpus, []
+    pairs = near_duplicates(_iter_lines(corpus), spec.threshold, spec.num_perm)
+    log(f"near-duplicates: {len(pairs)} rows (threshold {spec.threshold})")
+    examples = _near_examples(corpus, pairs)
+    for row, _, _ in pairs:
+        counts[names[corpus.source[row]]]["near_duplicates"] += 1
+    if spec.action != "remove" or not pairs:
+        return corpus, examples
+    drop = np.zeros(len(corpus), dtype=bool)
+    drop[[r for r, _, _ in pairs]] = True
+    for row, _, _ in pairs:
+        counts[names[corpus.source[row]]]["near_removed"] += 1
+    return corpus.take(np.flatnonzero(~drop)), examples
 
+
+def _mix_stage(corpus: Rows, recipe: Recipe, names: list[str], counts: dict,
+               rng: np.random.Generator) -> tuple[Rows, int, int]:
+    """Mix by weight, then de-duplicate again; returns (mixed rows, repeats, duplicates removed)."""
     # Sources are contiguous in `corpus` (concatenated in recipe order), as `mix` expects.
     sizes = [int((corpus.source == i).sum()) for i in range(len(names))]
     for name, n in zip(names, sizes):
         counts[name]["kept"] = n
     mixed = corpus.take(mix(sizes, [s.weight for s in recipe.sources], recipe.mix, rng))
-    del corpus
-    repeats, dup_after = 0, 0
+    repeats = dup_after = 0
     if recipe.mix.strategy == "resample":   # repeats are the point of resampling: counted, kept
         repeats = int((~first_occurrence(mixed.key)).sum())
     else:
@@ -84,37 +122,7 @@ def build_dataset(recipe: Recipe, out_dir: Path, log: Log = lambda m: None,
         mixed = mixed.take(np.flatnonzero(again))
     for i, name in enumerate(names):
         counts[name]["mixed"] = int((mixed.source == i).sum())
-
-    train_idx, val_idx = split(mixed.prompt_key, mixed.source, recipe.split, rng)
-    parts = {"train": mixed.take(train_idx), "validation": mixed.take(val_idx)}
-    for i, name in enumerate(names):
-        for part, rows in parts.items():
-            counts[name][part] = int((rows.source == i).sum())
-
-    total, n_mixed = max(1, len(mixed)), len(mixed)
-    del mixed
-    outputs = _export(parts, recipe.formats, out_dir)
-    manifest = {
-        "schema_version": MANIFEST_VERSION, "recipe": recipe.name, "recipe_hash": digest, "seed": recipe.seed,
-        "mix": {"strategy": recipe.mix.strategy,
-                "weights": {s.name: s.weight / sum(x.weight for x in recipe.sources) for s in recipe.sources},
-                "realised": {name: counts[name]["mixed"] / total for name in names}},
-        "sources": {name: {k: counts[name][k] for k in (
-            "read", "invalid", "invalid_examples", "empty_turns", "empty_rows", "loaded", "duplicates_within",
-            "duplicates_across", "near_duplicates", "near_removed", "kept", "mixed", "train", "validation")}
-            for name in names},
-        "stages": {"read": sum(c["read"] for c in counts.values()),
-                   "loaded": sum(c["loaded"] for c in counts.values()),
-                   "after_exact_dedup": int(across.sum()), "after_near_dedup": after_near,
-                   "mixed": n_mixed, "repeats": repeats, "duplicates_after_mix": dup_after,
-                   "train": len(parts["train"]), "validation": len(parts["validation"])},
-        "near_duplicates": {"action": near_spec.action, "threshold": near_spec.threshold,
-                            "examples": near_examples},
-        "outputs": outputs,
-    }
-    write_manifest(out_dir, manifest)
-    log(f"train {len(parts['train'])} rows, validation {len(parts['validation'])} rows → {out_dir}")
-    return manifest
+    return mixed, repeats, dup_after
 
 
 def _iter_lines(rows: Rows):
