@@ -194,7 +194,7 @@ def load_rows(spec: DataSpec, suite: Suite) -> list[Example]:
             break
         out.append(ex)
     if not out:
-        raise DataError(f"{spec.path or spec.parallel or spec.hf or 'synthetic'}: no rows loaded")
+        raise DataError(f"{spec.path or spec.parallel or spec.hf or spec.recipe or 'synthetic'}: no rows loaded")
     return out
 
 

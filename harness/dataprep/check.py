@@ -157,7 +157,11 @@ def leakage_findings(train: list[CheckedRow], tasks: dict[str, list[CheckedRow]]
 
 
 def length_finding(rows: list[CheckedRow], tokenizer, max_seq_len: int, max_share: float) -> Finding:
-    lengths = np.array([len(_ids(tokenizer, r.messages)) for r in rows]) if rows else np.zeros(0, int)
+    try:
+        lengths = np.array([len(_ids(tokenizer, r.messages)) for r in rows]) if rows else np.zeros(0, int)
+    except Exception as e:  # no chat template, or one that rejects these roles: say so, do not guess
+        return Finding("lengths", "info", f"token lengths not checked: the tokenizer cannot render a "
+                                          f"conversation ({str(e).splitlines()[0][:120]})")
     over = int((lengths > max_seq_len).sum())
     share = over / max(1, len(lengths))
     edges = np.linspace(0, max(max_seq_len, int(lengths.max()) if len(lengths) else 1), 11)
