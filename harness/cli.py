@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("recipe")
     db.add_argument("--out", required=True, help="output directory")
     dc = da.add_parser("check", help="schema, role order, chat markers, duplicates, leakage, token lengths")
-    dc.add_argument("target", help="a suite YAML or a data file (JSONL, CSV, Parquet, datasets dir)")
+    dc.add_argument("target", help="a suite YAML, a recipe YAML, or a data file (JSONL, CSV, Parquet, datasets dir)")
     dc.add_argument("--tokenizer", help="model/tokenizer for token lengths (default: the suite's first model)")
     dc.add_argument("--max-seq-len", type=int, help="default: the suite's train.max_seq_len, else 512")
     dc.add_argument("--json", type=Path, help="also write the findings as JSON")
