@@ -36,7 +36,8 @@ from harness.errors import UserError
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
 from harness.results import (
-    ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats, write_atomic, write_json,
+    ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats, run_state, write_atomic,
+    write_json,
 )
 from harness.suite import GateSpec, _format_error, _line_map
 
@@ -619,6 +620,10 @@ def run_gate(results_path: Union[str, Path], baseline_path: Optional[Union[str, 
         except OSError:
             pass
         return EXIT_BAD_INPUT
+    state = run_state(results)
+    if state.status != "complete":   # a partial run is gated as of its last graded epoch: say so first
+        console.print(f"run {state.status}: {state.detail or 'as of its last graded epoch'}",
+                      style="yellow", markup=False, highlight=False)
     print_table(verdicts, console)
     try:
         if junit:
