@@ -21,7 +21,7 @@ from harness.data import DataError, load_training_rows
 from harness.errors import DoesNotFit, UserError
 from harness.grade import LoadedTask, grade_epoch, load_tasks
 from harness.out_of_memory import GradingOutOfMemory, TrainingOutOfMemory, is_out_of_memory, training_remedy
-from harness.results import RunDir, new_results, process_record, read_jsonl, write_atomic, write_json
+from harness.results import RunDir, new_results, process_record, read_jsonl, run_state, write_atomic, write_json
 from harness.suite import ModelSpec, Suite, dump_suite
 
 Log = Callable[[str], None]
@@ -248,7 +248,7 @@ def _reopen(suite: Suite, run_dir: str, force: bool) -> tuple[RunDir, dict, Call
 
     run, results = open_for_resume(suite, run_dir, force)
     results.setdefault("resumed", []).append({
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status_before": results.get("status"),
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status_before": run_state(results).status,
         "epochs_before": {r["name"]: [e["epoch"] for e in r["epochs"]] for r in results["models"]}})
     results.update(status="running", process=process_record(), finished=None)
     results.pop("failure", None)

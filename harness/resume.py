@@ -106,8 +106,14 @@ def keep_epochs_up_to(record: dict, point: Optional[ResumePoint]) -> list[int]:
 
 
 def remove_other_states(run: RunDir, model_name: str, keep: Optional[Path]) -> None:
-    """Delete the model's Trainer checkpoints other than `keep` (older, or half-written ones)."""
+    """Delete the model's Trainer checkpoints other than `keep` (older, or half-written ones);
+    keep=None: the model has finished, its whole Trainer folder goes."""
     d = trainer_dir(run, model_name)
+    if keep is None:
+        shutil.rmtree(d, ignore_errors=True)
+        if d.parent.is_dir() and not any(d.parent.iterdir()):
+            d.parent.rmdir()
+        return
     if not d.is_dir():
         return
     for child in d.iterdir():
