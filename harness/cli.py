@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     tg = sub.add_parser("train-and-grade", help="train through TRL, grade every epoch, write the report")
     tg.add_argument("suite")
     tg.add_argument("--run-dir", help="write here instead of OUTPUT_DIR/NAME-TIMESTAMP")
-    tg.add_argument("--force", action="store_true", help="train even when preflight says it will not fit")
+    tg.add_argument("--resume", metavar="RUN_DIR",
+                    help="continue this interrupted run after its last saved epoch (same suite)")
+    tg.add_argument("--force", action="store_true", help="train even when preflight says it will not fit; "
+                                                         "with --resume: resume a run last seen on another host")
     tg.add_argument("--gpu-memory", help="memory budget for the preflight check")
     tg.add_argument("--no-report", action="store_true")
 
@@ -266,7 +269,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.command == "report":
             from reports.html import render_report
 
+            from harness.results import load_results, run_state
+
             out = render_report([Path(r) for r in args.runs], Path(args.output) if args.output else None)
+            for r in args.runs:
+                state = run_state(load_results(r)[0])
+                if state.status != "complete":
+                    console.print(f"{r}: {state.status}: {state.detail or 'partial'}", markup=False, highlight=False)
             console.print(f"report: {out}")
             return EXIT_OK
         suite = load_suite(args.suite)
@@ -276,8 +285,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.command == "train-and-grade":
             from harness.pipeline import train_and_grade
 
+            if args.resume and args.run_dir and Path(args.run_dir).resolve() != Path(args.resume).resolve():
+                raise SuiteError(f"--run-dir {args.run_dir} and --resume {args.resume}: --resume continues "
+                                 f"the run in its own directory; give only --resume")
             results, run = train_and_grade(suite, log=log, force=args.force, run_dir=args.run_dir,
-                                           gpu_memory=args.gpu_memory)
+                                           gpu_memory=args.gpu_memory, resume=args.resume)
         else:
             from harness.pipeline import grade_models
 

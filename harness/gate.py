@@ -36,7 +36,8 @@ from harness.errors import UserError
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
 from harness.results import (
-    ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats, write_atomic, write_json,
+    ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats, run_state, write_atomic,
+    write_json,
 )
 from harness.suite import GateSpec, _format_error, _line_map
 
@@ -605,6 +606,10 @@ def run_gate(results_path: Union[str, Path], baseline_path: Optional[Union[str, 
         console = Console(soft_wrap=True)
     try:
         results, run = load_results(results_path)
+        state = run_state(results)
+        if state.status != "complete":   # a partial run is gated as of its last graded epoch: say so first
+            console.print(f"run {state.status}: {state.detail or 'as of its last graded epoch'}",
+                          style="yellow", markup=False, highlight=False)
         baseline = load_results(baseline_path) if baseline_path else None
         gates = load_gates_file(gates_path) if gates_path else gates_from_results(results, str(run.results_path))
         verdicts = evaluate_gates(results, run, gates, baseline, model=model)

@@ -16,6 +16,7 @@ from harness.data import Example, load_rows
 from harness.metrics import build_metrics
 from harness.metrics.base import GradedItem, Metric
 from harness.metrics.bootstrap import bootstrap_ci
+from harness.out_of_memory import call_halving_batch
 from harness.results import RunDir, write_jsonl
 from harness.suite import BootstrapSpec, Suite, TaskSpec
 
@@ -82,18 +83,26 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
     """Grade one task. With `predictions` (id → {output, ...}) no model is used."""
     examples = task.examples
     gens: list[Optional[Generation]] = [None] * len(examples)
+    batch = None   # grading batch after any out-of-memory halvings (a model was run)
     nll: list[tuple[Optional[float], Optional[int]]] = [(None, None)] * len(examples)
     t0 = time.perf_counter()
     if predictions is not None:
         gens = [Generation(predictions[ex.id]["output"], predictions[ex.id].get("finish_reason") or "eos")
                 for ex in examples]
     else:
+        gen, halvings = task.spec.generation, 0
         if task.needs_generation:
-            gens = backend.generate(examples, task.spec.generation)
+            gens, used, halvings = call_halving_batch(
+                lambda b: backend.generate(examples, gen.model_copy(update={"batch_size": b})),
+                gen.batch_size, f"grading task {task.spec.name}")
+            gen = gen.model_copy(update={"batch_size": used})   # likelihood starts from what fitted
         if task.needs_likelihood:
-            got = backend.reference_nll(examples, task.spec.generation.batch_size)
+            got, used, more = call_halving_batch(lambda b: backend.reference_nll(examples, b), gen.batch_size,
+                                                 f"scoring references of task {task.spec.name}")
+            gen, halvings = gen.model_copy(update={"batch_size": used}), halvings + more
             if got is not None:
                 nll = got
+        batch = {"requested": task.spec.generation.batch_size, "used": gen.batch_size, "halvings": halvings}
     seconds = time.perf_counter() - t0
     items = [
         GradedItem(id=ex.id, source=ex.source_text, reference=ex.reference,
@@ -110,6 +119,8 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         "metrics": metrics,
         "seconds": round(seconds, 3),
     }
+    if batch is not None:
+        record["batch"] = batch
     rows = [
         {"id": it.id, "source": it.source, "reference": it.reference, "output": it.output,
          "finish_reason": it.finish_reason, "nll_sum": it.nll_sum, "n_tokens": it.n_tokens, **extra}

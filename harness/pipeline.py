@@ -20,7 +20,8 @@ from harness.builtin import resolve_model_path
 from harness.data import DataError, load_training_rows
 from harness.errors import DoesNotFit, UserError
 from harness.grade import LoadedTask, grade_epoch, load_tasks
-from harness.results import RunDir, new_results, read_jsonl, write_atomic, write_json
+from harness.out_of_memory import GradingOutOfMemory, TrainingOutOfMemory, is_out_of_memory, training_remedy
+from harness.results import RunDir, new_results, process_record, read_jsonl, run_state, write_atomic, write_json
 from harness.suite import ModelSpec, Suite, dump_suite
 
 Log = Callable[[str], None]
@@ -66,6 +67,7 @@ def _start(suite: Suite, run_dir: Optional[str]) -> tuple[RunDir, dict, Callable
     run = new_run_dir(suite, run_dir)
     results = new_results(suite.name, json.loads(suite.model_dump_json(exclude={"base_dir"})), environment())
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["process"] = process_record()   # lets report and gate tell a killed run from a live one
     return run, results, lambda: write_json(run.results_path, results)
 
 
@@ -76,6 +78,9 @@ def _close(results: dict, save: Callable[[], None]) -> None:
         results["status"] = "interrupted"
     elif exc is not None:
         results["status"] = "failed"
+        reason = "out of memory" if isinstance(exc, (TrainingOutOfMemory, GradingOutOfMemory)) \
+            or is_out_of_memory(exc) else type(exc).__name__
+        results["failure"] = {"reason": reason, "message": str(exc).splitlines()[0][:2000] if str(exc) else reason}
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for rec in results["models"]:
         rec.pop("_measured", None)
@@ -161,8 +166,11 @@ def default_best_metric(suite: Suite, tasks: list[LoadedTask]) -> str:
 
 # --------------------------------------------------------------------------- train
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
-                    gpu_memory: Optional[str] = None) -> tuple[dict, RunDir]:
+                    gpu_memory: Optional[str] = None, resume: Optional[str] = None) -> tuple[dict, RunDir]:
+    """Train every model of the suite, grading each epoch. `resume`: an interrupted run directory
+    to continue (harness/resume.py); its finished models are kept as they are."""
     from harness import memory
+    from harness import resume as resuming
     from harness.backends.transformers_backend import parameter_summary
     from runners import trl_sft
 
@@ -170,50 +178,94 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
         raise DataError(f"suite {suite.name!r} has no `train` section: use `harness grade` to grade without training")
     tasks = load_tasks(suite)                 # data problems surface before any model work
     train_rows = load_training_rows(suite)
-    run, results, save = _start(suite, run_dir)
-    if any(d.recipe for d in suite.train.data):   # which built dataset was trained on: its manifest hash
-        from harness.dataprep.build import suite_data_records
+    if resume:
+        run, results, save = _reopen(suite, resume, force)
+        log(f"resuming run directory: {run.root}")
+    else:
+        run, results, save = _start(suite, run_dir)
+        if any(d.recipe for d in suite.train.data):   # which built dataset was trained on: its manifest hash
+            from harness.dataprep.build import suite_data_records
 
-        results["data"] = suite_data_records(suite)
-    log(f"run directory: {run.root}")
+            results["data"] = suite_data_records(suite)
+        log(f"run directory: {run.root}")
     try:
         for spec in suite.models:
+            record = next((r for r in results["models"] if r["name"] == spec.name), None)
+            if record is not None and resuming.model_finished(record):
+                log(f"{spec.name}: finished before the interruption, kept as it is")
+                continue
+            point = resuming.resume_point(record, run) if record is not None else None
             path = resolve_model_path(spec.path, log=log)
             fits, explanation = memory.fits_or_explain(suite, spec, gpu_memory or suite.memory.gpu_memory)
             if not fits and not force:
                 raise DoesNotFit(explanation)
             model, tokenizer = trl_sft.load(spec, path, suite.train)
-            record = {"name": spec.name, "path": spec.path, "adapter": spec.adapter,
-                      "method": suite.train.method, "parameters": parameter_summary(model),
-                      "train": None, "epochs": [], "best": None, "early_stopped": False,
-                      "audit": None, "memory": None, "diagnostics": None}
-            results["models"].append(record)
-
             tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
-            record["audit"] = _run_audits(suite, tasks, train_rows, tokenizer, tokenized)
-            save()
-            log(f"pre-training audit: {record['audit']['verdict']['status']}: {record['audit']['verdict']['summary']}")
-            if record["audit"]["verdict"]["status"] == "fail" and suite.diagnostics.audit.fail_on_error:
-                raise AuditFailed(f"pre-training audit failed: {record['audit']['verdict']['summary']} "
-                                  f"(set diagnostics.audit.fail_on_error: false to train anyway)")
+            if record is not None and record["epochs"]:
+                dropped = resuming.keep_epochs_up_to(record, point)
+                resuming.remove_other_states(run, spec.name, point.path if point else None)
+                log(f"{spec.name}: resuming after epoch {point.epoch if point else 0}"
+                    + (f" (epochs {dropped} are graded again)" if dropped else ""))
+            else:
+                if record is not None:        # started, but nothing graded: start it again
+                    results["models"].remove(record)
+                record = {"name": spec.name, "path": spec.path, "adapter": spec.adapter,
+                          "method": suite.train.method, "parameters": parameter_summary(model),
+                          "train": None, "epochs": [], "best": None, "early_stopped": False,
+                          "resume_state": None, "audit": None, "memory": None, "diagnostics": None}
+                results["models"].append(record)
+                record["audit"] = _run_audits(suite, tasks, train_rows, tokenizer, tokenized)
+                save()
+                log(f"pre-training audit: {record['audit']['verdict']['status']}: "
+                    f"{record['audit']['verdict']['summary']}")
+                if record["audit"]["verdict"]["status"] == "fail" and suite.diagnostics.audit.fail_on_error:
+                    raise AuditFailed(f"pre-training audit failed: {record['audit']['verdict']['summary']} "
+                                      f"(set diagnostics.audit.fail_on_error: false to train anyway)")
 
-            _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log)
+            try:
+                _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log, point)
+            except Exception as e:
+                if not is_out_of_memory(e):
+                    raise
+                graded = [x["epoch"] for x in record["epochs"]]
+                raise TrainingOutOfMemory(
+                    f"training {spec.name} ran out of GPU memory after epoch {graded[-1] if graded else 0} "
+                    f"(graded epochs {graded} are kept in {run.root}); the preflight's remedy: "
+                    f"{training_remedy(suite, spec, gpu_memory or suite.memory.gpu_memory)}") from None
+            resuming.remove_other_states(run, spec.name, None)   # finished: the Trainer state is not needed
+            record["resume_state"] = None
             record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
             record.pop("_measured", None)
             _diagnose(record, run, suite)
             save()
             _log_best(record, log)
         results["status"] = "complete"
+        results.pop("failure", None)
     finally:
         _close(results, save)
     return results, run
 
 
+def _reopen(suite: Suite, run_dir: str, force: bool) -> tuple[RunDir, dict, Callable[[], None]]:
+    """An interrupted run, checked by harness/resume.py, marked running again by this process."""
+    from harness.resume import open_for_resume
+
+    run, results = open_for_resume(suite, run_dir, force)
+    results.setdefault("resumed", []).append({
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status_before": run_state(results).status,
+        "epochs_before": {r["name"]: [e["epoch"] for e in r["epochs"]] for r in results["models"]}})
+    results.update(status="running", process=process_record(), finished=None)
+    results.pop("failure", None)
+    return run, results, lambda: write_json(run.results_path, results)
+
+
 def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks: list[LoadedTask],
-               run: RunDir, record: dict, save: Callable[[], None], log: Log) -> None:
+               run: RunDir, record: dict, save: Callable[[], None], log: Log, point=None) -> None:
+    """Grade epoch 0, train with grading at each epoch end; `point`: continue after that saved epoch."""
     from harness.backends.transformers_backend import TransformersBackend
     from harness.early_stopping import EarlyStopper
     from harness.memory import MemoryCallback
+    from harness.resume import remove_other_states, trainer_dir
     from runners import trl_sft
 
     backend = TransformersBackend(model, tokenizer)
@@ -235,9 +287,14 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         log(f"epoch {epoch} graded in {time.perf_counter() - t0:.1f}s: {scores}")
         return er
 
-    grade(0, 0)
-    if stopper:
-        stopper.update(0, *score_of(record["epochs"][0], es.metric))
+    if not record["epochs"]:
+        grade(0, 0)
+    record["best"] = _best(record, best_key)
+    if stopper:   # a resumed run replays the epochs it keeps
+        for er in record["epochs"]:
+            stopper.update(er["epoch"], *score_of(er, es.metric))
+    if record.get("early_stopped"):
+        return    # it had stopped early: training was over before the interruption
 
     def on_epoch_end(epoch: int, step: int, trained_model) -> bool:
         er = grade(epoch, step)
@@ -258,16 +315,24 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
             return True
         return False
 
-    train = trl_sft.TrainRecord()  # filled by the runner's log callback via `on_log`
+    def on_state_saved(epoch: int, step: int, path: Path) -> None:
+        # recorded first, then the older state deleted: a kill in between leaves one usable state
+        record["resume_state"] = {"epoch": epoch, "step": step, "path": run.rel(path)}
+        record["train"] = train.as_dict()
+        save()
+        remove_other_states(run, spec.name, path)
+
+    prior = record.get("train") or {}
+    train = trl_sft.TrainRecord(log=list(prior.get("log") or []), seconds=float(prior.get("seconds") or 0.0))
     mem_cb = MemoryCallback()
 
-    def on_log(row: dict) -> None:
-        train.log.append(row)
+    def on_log(row: dict) -> None:   # the runner has appended the row to train.log
         write_atomic(run.root / "train_log.jsonl",
                      "".join(json.dumps(r) + "\n" for r in train.log))
 
-    result = trl_sft.train(model, tokenizer, tokenized, suite.train, run.root / ".trainer",
-                           on_epoch_end, on_log=on_log, extra_callbacks=(mem_cb,))
+    result = trl_sft.train(model, tokenizer, tokenized, suite.train, trainer_dir(run, spec.name),
+                           on_epoch_end, on_log=on_log, extra_callbacks=(mem_cb,), on_state_saved=on_state_saved,
+                           resume_from=point.path if point else None, record=train)
     record["train"] = result.as_dict()
     record["_measured"] = mem_cb.measured
 

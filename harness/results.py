@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,59 @@ def new_results(suite_name: str, suite: dict, environment: dict) -> dict:
         "models": [],
         "gates": None,
     }
+
+
+def process_record() -> dict:
+    """Who writes a run: pid, host and the process's start time (a later process may reuse the pid)."""
+    import psutil
+
+    me = psutil.Process()
+    return {"pid": me.pid, "host": socket.gethostname(), "started": me.create_time()}
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run is doing now, as `report` and `gate` say it (docs/results.md, "status").
+
+    status: the stored status, except that a run stored as "running" reads as "interrupted"
+    once its process is gone (same host), and as "unknown" when it was written on another host
+    (or by a harness that did not record its process): nobody here can tell whether it lives.
+    """
+    status: str
+    detail: str
+
+
+def run_state(results: dict) -> RunState:
+    stored = str(results.get("status") or "unknown")
+    failure = results.get("failure") or {}
+    if stored != "running":
+        return RunState(stored, str(failure.get("message") or "") if stored == "failed" else "")
+    proc = results.get("process")
+    if not isinstance(proc, dict) or not isinstance(proc.get("pid"), int):
+        return RunState("unknown", "says running but records no process (older harness): it may be stale")
+    pid, host = proc["pid"], str(proc.get("host"))
+    here = socket.gethostname()
+    if host != here:
+        return RunState("unknown", f"says running as pid {pid} on host {host}; this is {here}: cannot tell "
+                                   f"from here whether it still runs, it may be stale")
+    if _process_alive(pid, proc.get("started")):
+        return RunState("running", f"pid {pid} on {host} is still running")
+    return RunState("interrupted", f"its process (pid {pid} on {host}) is gone: killed or crashed before it "
+                                   f"finished; continue it with `harness train-and-grade SUITE --resume RUN_DIR`")
+
+
+def _process_alive(pid: int, started: Optional[float]) -> bool:
+    """The pid exists, is not a zombie, and is the process that started the run (not a reuse)."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(p.create_time() - float(started)) < 2.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        # AccessDenied: another user's process reusing the pid; ours would be readable
+        return False
 
 
 def load_results(path: str | Path) -> tuple[dict, RunDir]:

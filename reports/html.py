@@ -22,7 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from harness import __version__
-from harness.results import write_atomic
+from harness.results import run_state, write_atomic
 from reports import charts
 from reports.collect import (Series, diagnostics_evidence, environment_table, forgetting_matrix, header, higher_is_better,
                              load_series, loss_curves, memory_breakdown, metric_curve, metric_keys,
@@ -127,7 +127,8 @@ def _runs(series: list[Series]) -> list[dict]:
         if str(s.run.root) in seen:
             continue
         seen.add(str(s.run.root))
-        out.append({"root": str(s.run.root), "status": str(s.results.get("status") or "?"),
+        state = run_state(s.results)   # a killed run reads "interrupted", not "running"
+        out.append({"root": str(s.run.root), "status": state.status, "status_detail": state.detail,
                     "created": str(s.results.get("created") or ""), "finished": str(s.results.get("finished") or ""),
                     "models": [x.label for x in series if x.run.root == s.run.root]})
     return out

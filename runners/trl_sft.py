@@ -4,8 +4,9 @@ Read it top to bottom, like a recipe:
   1. load    model and tokenizer (Unsloth when the suite asks and a GPU is there; PEFT for LoRA)
   2. data    conversations → token ids and assistant-only labels (harness.chat), as a Dataset
   3. config  the suite's hyper-parameters → SFTConfig
-  4. loop    SFTTrainer.train(); at each epoch end: save a checkpoint, call the grading
-             function the caller gave us, stop early if it says so
+  4. loop    SFTTrainer.train(); at each epoch end: call the grading function the caller
+             gave us (it saves the weights), stop early if it says so, then save the
+             Trainer's state (optimizer, scheduler, RNG) for `--resume`
 Reusable pieces (tokenization, grading, memory probes) live in the harness package.
 """
 from __future__ import annotations
@@ -27,6 +28,8 @@ OPTIMIZERS = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "sgd": "sg
 
 # on_epoch_end(epoch, global_step, model) -> True to stop training
 EpochHook = Callable[[int, int, torch.nn.Module], bool]
+# on_state_saved(epoch, global_step, checkpoint_dir): the Trainer saved what resuming needs
+StateHook = Callable[[int, int, Path], None]
 
 
 class RunnerError(UserError):
@@ -162,7 +165,10 @@ def sft_config(train: TrainSpec, output_dir: Path):
         seed=train.seed,
         data_seed=train.seed,
         logging_steps=train.logging_steps,
-        save_strategy="no",                        # checkpoints are ours: one per graded epoch
+        # the Trainer's own checkpoint (weights, optimizer, scheduler, RNG) at each epoch end is
+        # what `--resume` continues from; the caller keeps only the newest (on_state_saved)
+        save_strategy="epoch",
+        save_total_limit=None,
         eval_strategy="no",                        # validation is the harness's grading
         report_to=[],
         use_cpu=use_cpu,
@@ -186,12 +192,19 @@ class TrainRecord:
 
 def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: TrainSpec, work_dir: Path,
           on_epoch_end: EpochHook, on_log: Optional[Callable[[dict], None]] = None,
-          extra_callbacks: tuple = ()) -> TrainRecord:
+          extra_callbacks: tuple = (), on_state_saved: Optional[StateHook] = None,
+          resume_from: Optional[Path] = None, record: Optional[TrainRecord] = None) -> TrainRecord:
+    """Train, grading at each epoch end (on_epoch_end) and then saving the Trainer's checkpoint
+    in work_dir (on_state_saved). With resume_from (such a checkpoint), training continues after
+    it with the optimizer, scheduler and RNG state it holds; `record` then carries the log so far.
+    """
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
-    record = TrainRecord(steps_per_epoch=math.ceil(
-        math.ceil(len(tokenized) / train_spec.batch_size) / train_spec.grad_accum))
+    record = record or TrainRecord()
+    record.steps_per_epoch = math.ceil(math.ceil(len(tokenized) / train_spec.batch_size) / train_spec.grad_accum)
+    seconds_before = record.seconds
+    t0 = time.perf_counter()
 
     class EpochGrading(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
@@ -208,6 +221,12 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
                 record.stopped_early = True
                 control.should_training_stop = True
 
+        def on_save(self, args, state, control, **kw):   # after on_epoch_end: RNG as it was after grading
+            record.seconds = seconds_before + time.perf_counter() - t0
+            if on_state_saved:
+                on_state_saved(round(state.epoch), state.global_step,
+                               Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
     trainer = SFTTrainer(
         model=model, args=sft_config(train_spec, work_dir), train_dataset=to_dataset(tokenized),
         processing_class=tokenizer, data_collator=collator(tokenizer, train_spec),
@@ -216,7 +235,6 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # the harness prints its own progress lines
-    t0 = time.perf_counter()
-    trainer.train()
-    record.seconds = time.perf_counter() - t0
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    record.seconds = seconds_before + time.perf_counter() - t0
     return record

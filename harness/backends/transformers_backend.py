@@ -77,10 +77,27 @@ class TransformersBackend:
         backend.parameters = parameter_summary(model)
         return backend
 
-    @torch.inference_mode()
     def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+        return self._in_eval_mode(self._generate, examples, gen)
+
+    def reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int = 4096
+                      ) -> list[tuple[float, int]]:
+        """Sum of token NLL over each reference's assistant tokens (incl. its end-of-turn)."""
+        return self._in_eval_mode(self._reference_nll, examples, batch_size, max_len)
+
+    def _in_eval_mode(self, fn, *args):
+        """Run fn in eval mode and restore training mode even when it raises (grading during
+        training retries a batch that ran out of memory: the model must go back to train())."""
         was_training = self.model.training
         self.model.eval()
+        try:
+            return fn(*args)
+        finally:
+            if was_training:
+                self.model.train()
+
+    @torch.inference_mode()
+    def _generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
         prompts = [prompt_ids(self.tokenizer, ex.prompt_messages) for ex in examples]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Optional[Generation]] = [None] * len(prompts)
@@ -102,8 +119,6 @@ class TransformersBackend:
             )[:, width:].tolist()
             for row, i in enumerate(idx):
                 out[i] = self._finish(new[row], len(prompts[i]))
-        if was_training:
-            self.model.train()
         return out  # type: ignore[return-value]
 
     def _finish(self, new_ids: list[int], n_prompt: int) -> Generation:
@@ -113,11 +128,7 @@ class TransformersBackend:
         return Generation(text, "length" if stop is None else "eos", len(kept) + (stop is not None), n_prompt)
 
     @torch.inference_mode()
-    def reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int = 4096
-                      ) -> list[tuple[float, int]]:
-        """Sum of token NLL over each reference's assistant tokens (incl. its end-of-turn)."""
-        was_training = self.model.training
-        self.model.eval()
+    def _reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int) -> list[tuple[float, int]]:
         rows = [tokenize_conversation(self.tokenizer, ex.messages, max_len) for ex in examples]
         # score only the last assistant turn: that is the graded reference
         labels_all = []
@@ -148,6 +159,4 @@ class TransformersBackend:
             counted = (target != IGNORE_INDEX)
             for row, i in enumerate(idx):
                 out[i] = (float(nll[row][counted[row]].sum()), int(counted[row].sum()))
-        if was_training:
-            self.model.train()
         return out
