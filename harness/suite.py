@@ -152,6 +152,11 @@ class GenerationSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    engine: Literal["padded", "static", "continuous"] = Field(
+        "padded", description="transformers backend only. padded: left-padded batches of batch_size "
+        "(dynamic KV cache); static: the same batches with a preallocated static KV cache; continuous: "
+        "transformers' continuous batching over a paged KV cache (generate_batch), batch_size requests at "
+        "once. See docs/generation.md for measured speeds.")
 
 
 class TaskSpec(_Strict):
