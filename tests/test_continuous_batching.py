@@ -138,3 +138,20 @@ def test_sampling_runs_through_continuous_batching(backend, examples):
                                                         temperature=0.7, top_p=0.9, engine="continuous"))
     assert len(got) == 6
     assert all(g.finish_reason in ("eos", "length") and 1 <= g.output_tokens <= 8 for g in got)
+
+
+def test_continuous_through_a_peft_model_applies_the_adapter(random_backend, examples):
+    """A LoRA run grades the PeftModel itself: generate_batch must run with the adapter active."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    peft_model = get_peft_model(copy.deepcopy(random_backend.model),
+                                LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora = TransformersBackend(peft_model.eval(), random_backend.tokenizer, device="cpu")
+    padded = lora.generate(examples[:12], GEN)
+    got = lora.generate(examples[:12], GEN.model_copy(update={"engine": "continuous"}))
+    assert [g.text for g in got] == [g.text for g in padded]
+    base = random_backend.generate(examples[:12], GEN)
+    assert [g.text for g in padded] != [g.text for g in base], "the adapter changes the answers"
