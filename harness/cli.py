@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--adapter", dest="models", action=_ModelArg,
                     help="PEFT adapter directory applied to the preceding --model")
     gr.add_argument("--predictions", type=Path, help="JSONL of {task, id, output[, reference]}; no model loaded")
-    gr.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
+    gr.add_argument("--backend", choices=["transformers", "vllm", "openai"],
+                    help="default: the suite's grading.backend (transformers unless set)")
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
     gr.add_argument("--run-dir")
     gr.add_argument("--no-report", action="store_true")
@@ -297,7 +298,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
             models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
             results, run = grade_models(suite, models, log=log, run_dir=args.run_dir,
-                                        backend_name=args.backend, predictions=args.predictions,
+                                        backend_name=args.backend or suite.grading.backend,
+                                        predictions=args.predictions,
                                         endpoint=args.endpoint)
         _summary(results, console)
         code = EXIT_OK

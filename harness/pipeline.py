@@ -268,7 +268,9 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
     from harness.resume import remove_other_states, trainer_dir
     from runners import trl_sft
 
-    backend = TransformersBackend(model, tokenizer)
+    backend = TransformersBackend(model, tokenizer) if suite.grading.backend == "transformers" \
+        else _vllm_grader(suite, spec, model)
+    vllm = backend if suite.grading.backend == "vllm" else None
     best_key = default_best_metric(suite, tasks)
     es = suite.train.early_stopping
     stopper = None
@@ -289,6 +291,8 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
 
     if not record["epochs"]:
         grade(0, 0)
+    if vllm:
+        vllm.pause_for_training(suite.train.method)
     record["best"] = _best(record, best_key)
     if stopper:   # a resumed run replays the epochs it keeps
         for er in record["epochs"]:
@@ -297,13 +301,24 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         return    # it had stopped early: training was over before the interruption
 
     def on_epoch_end(epoch: int, step: int, trained_model) -> bool:
+        ckpt = run.checkpoint_path(spec.name, epoch)
+        if vllm:   # vLLM reads the epoch's weights or adapter from its checkpoint directory
+            trained_model.save_pretrained(ckpt)
+            tokenizer.save_pretrained(ckpt)
+            vllm.grade_checkpoint(str(ckpt), suite.train.method)
         er = grade(epoch, step)
+        if vllm:
+            vllm.pause_for_training(suite.train.method)
+            if not suite.train.save_checkpoints:
+                import shutil
+
+                shutil.rmtree(ckpt, ignore_errors=True)
         steps = [r["loss"] for r in train.log if epoch - 1 < r["epoch"] <= epoch + 1e-9]
         er["train_loss"] = sum(steps) / len(steps) if steps else None
         if suite.train.save_checkpoints:
-            ckpt = run.checkpoint_path(spec.name, epoch)
-            trained_model.save_pretrained(ckpt)
-            tokenizer.save_pretrained(ckpt)
+            if not vllm:
+                trained_model.save_pretrained(ckpt)
+                tokenizer.save_pretrained(ckpt)
             er["checkpoint"] = run.rel(ckpt)
             record["best"] = _best(record, best_key)
             rotate_checkpoints(record, suite.train.keep_checkpoints, run)
@@ -335,6 +350,15 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
                            resume_from=point.path if point else None, record=train)
     record["train"] = result.as_dict()
     record["_measured"] = mem_cb.measured
+
+
+def _vllm_grader(suite: Suite, spec: ModelSpec, model):
+    """The one vLLM engine that grades every epoch of this model, started on the weights the
+    trainer loaded (as TRL's colocated mode does, from `model.name_or_path`)."""
+    from harness.backends.vllm_backend import VLLMBackend
+
+    return VLLMBackend.for_training(spec, model.name_or_path, suite.train.method, suite.train.lora.r,
+                                    suite.grading.gpu_memory_utilization)
 
 
 # --------------------------------------------------------------------------- audit only
@@ -384,10 +408,20 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                                                 predictions=preds))
             record["best"] = _best(record, default_best_metric(suite, tasks))
             save()
+        shared = None   # vllm: one engine for every checkpoint and adapter of the run
+        if backend_name == "vllm" and models:
+            from harness.backends.vllm_backend import VLLMBackend
+
+            shared = VLLMBackend.for_models([(s, resolve_model_path(s.path, log=log)) for s in models])
         for spec in models:
             cls = backend_class(backend_name)
-            backend = cls.from_spec(spec, resolve_model_path(spec.path, log=log), endpoint=endpoint) \
-                if backend_name == "openai" else cls.from_spec(spec, resolve_model_path(spec.path, log=log))
+            if shared:
+                backend = shared
+                backend.select(resolve_model_path(spec.path, log=log), spec.adapter)
+            elif backend_name == "openai":
+                backend = cls.from_spec(spec, resolve_model_path(spec.path, log=log), endpoint=endpoint)
+            else:
+                backend = cls.from_spec(spec, resolve_model_path(spec.path, log=log))
             record = _grade_record(spec.name, spec.path, spec.adapter, getattr(backend, "parameters", None))
             results["models"].append(record)
             er = grade_epoch(backend, tasks, suite.bootstrap, run, spec.name, 0,

@@ -155,6 +155,11 @@ class GenerationSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    engine: Literal["padded", "static", "continuous"] = Field(
+        "padded", description="transformers backend only. padded: left-padded batches of batch_size "
+        "(dynamic KV cache); static: the same batches with a preallocated static KV cache; continuous: "
+        "transformers' continuous batching over a paged KV cache (generate_batch), batch_size requests at "
+        "once. See docs/generation.md for measured speeds.")
 
 
 class TaskSpec(_Strict):
@@ -226,6 +231,16 @@ class BootstrapSpec(_Strict):
     seed: int = 0
 
 
+class GradingSpec(_Strict):
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="Who generates when train-and-grade grades each epoch (and the default of "
+        "`harness grade --backend`). vllm: one engine for the whole run, LoRA epochs hot-loaded as LoRA "
+        "requests, full fine-tunes reloaded in place; CUDA only, pip install 'harness[vllm]'.")
+    gpu_memory_utilization: float = Field(
+        0.3, gt=0, le=1, description="vllm only: share of the GPU the engine may take while it grades next to "
+        "the training job (it sleeps while training).")
+
+
 class MemorySpec(_Strict):
     gpu_memory: Optional[str] = Field(None, description="Budget such as '12GiB'; else read via NVML.")
     eval_batch_size: Optional[int] = None
@@ -241,6 +256,7 @@ class Suite(_Strict):
     gates: list[GateSpec] = Field(default_factory=list)
     bootstrap: BootstrapSpec = Field(default_factory=BootstrapSpec)
     memory: MemorySpec = Field(default_factory=MemorySpec)
+    grading: GradingSpec = Field(default_factory=GradingSpec)
     output_dir: str = Field("runs", description="Runs are written to OUTPUT_DIR/NAME-TIMESTAMP.")
     # Where relative paths resolve: the suite file's directory (set by load_suite).
     base_dir: str = Field(".", exclude=True, json_schema_extra={"hidden": True})
@@ -350,6 +366,7 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
         raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
     _check_files(suite, file, lines=_line_map(text))
     _check_early_stopping(suite, file, lines=_line_map(text))
+    _check_grading_engine(suite, file, lines=_line_map(text))
     _resolve_models(suite)
     return suite
 
@@ -376,6 +393,19 @@ def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> N
         hint = difflib.get_close_matches(metric, names, n=1)
         raise SuiteError(f"{where}: field 'train.early_stopping.metric': task {task!r} has no score {metric!r}"
                          + (f"; did you mean '{task}/{hint[0]}'?" if hint else f"; it has {', '.join(names)}"))
+
+
+def _check_grading_engine(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
+    """generation.engine chooses how the transformers backend generates: meaningless under vllm."""
+    if suite.grading.backend == "transformers":
+        return
+    for i, t in enumerate(suite.tasks):
+        if t.generation.engine != "padded":
+            loc = ("tasks", i, "generation", "engine")
+            where = f"{file}:{lines[loc]}" if loc in lines else file
+            raise SuiteError(f"{where}: field 'tasks.{i}.generation.engine': {t.generation.engine!r} is a transformers "
+                             f"option and grading.backend is {suite.grading.backend}: remove it, or set "
+                             f"grading.backend: transformers")
 
 
 def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:

@@ -100,3 +100,18 @@ def test_schema_command(tmp_path):
     assert main(["schema", "-o", str(tmp_path / "s.json")]) == 0
     schema = json.loads((tmp_path / "s.json").read_text())
     assert "train" in schema["properties"] and schema["$schema"].endswith("2020-12/schema")
+
+
+@pytest.mark.parametrize("how", [["--backend", "vllm"], []])
+def test_vllm_missing_is_one_line_exit_2(tmp_path, tiny_model_dir, how):
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vllm is installed here")
+    except ImportError:
+        pass
+    # without --backend the suite's grading.backend decides
+    suite = _write_suite(tmp_path, ROWS, extra="grading: {backend: vllm}\n" if not how else "")
+    p = _run_cli(["grade", str(suite), "--model", str(tiny_model_dir), *how, "--no-report"])
+    assert p.returncode == 2, p.stderr
+    out = p.stderr.strip().splitlines()
+    assert "Traceback" not in p.stderr and out[-1].endswith("pip install 'harness[vllm]' (needs CUDA)")

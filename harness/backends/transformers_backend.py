@@ -102,6 +102,13 @@ class TransformersBackend:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Optional[Generation]] = [None] * len(prompts)
         pad = self.tokenizer.pad_token_id
+        if gen.engine == "continuous":   # transformers' paged continuous batching (see its module)
+            from harness.backends.continuous_batching import generate_continuous
+
+            new_ids = generate_continuous(self.model, prompts, gen, self.eot, pad)
+            if was_training:
+                self.model.train()
+            return [self._finish(ids, len(p)) for ids, p in zip(new_ids, prompts)]
         for start in range(0, len(order), gen.batch_size):
             idx = order[start : start + gen.batch_size]
             width = max(len(prompts[i]) for i in idx)
@@ -115,7 +122,7 @@ class TransformersBackend:
             new = self.model.generate(
                 input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
                 max_new_tokens=gen.max_new_tokens, eos_token_id=self.eot, pad_token_id=pad,
-                **sampling,
+                **({"cache_implementation": "static"} if gen.engine == "static" else {}), **sampling,
             )[:, width:].tolist()
             for row, i in enumerate(idx):
                 out[i] = self._finish(new[row], len(prompts[i]))
