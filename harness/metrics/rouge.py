@@ -32,8 +32,8 @@ words of a weak model, and what the field's character-level Chinese ROUGE report
 Before grading, ``check_references`` refuses (one line naming the option that fixes it) a
 tokenizer that keeps less than half of the references' letter and digit characters:
 kept = the summed length of the tokens the tokenizer (without stemming) makes of the
-references, total = their letters and digits (Unicode categories L*, N*) after NFKC and
-lowercasing. rouge-score's default keeps 0% of Chinese or Russian, so it would score 0.
+references, total = their letters and digits (Unicode categories L*, N*) as the tokenizer
+sees them (lowercased; NFKC-normalised for ``char``). rouge-score's default keeps 0% of Chinese or Russian, so it would score 0.
 """
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ MIN_KEPT_SHARE = 0.5   # below this share of reference characters kept, ROUGE re
 
 class TokenizerDropsText(UserError):
     """The ROUGE tokenizer would discard most of the references; str() names the fix."""
+
 
 # Han (CJK unified ideographs, extension A, compatibility, extensions B-F and beyond),
 # Hiragana, Katakana (incl. phonetic extensions and the prolonged sound mark).
@@ -81,8 +82,8 @@ def kept_share(references: list[str], tokenizer: str) -> float | None:
     """Share of the references' letters/digits that survive tokenization (None: no letters)."""
     tok = CharTokenizer() if tokenizer == "char" else DefaultTokenizer(use_stemmer=False)
     total = kept = 0
-    for ref in references:
-        text = unicodedata.normalize("NFKC", ref or "").lower()
+    for ref in references:   # the text as the tokenizer sees it: char normalises with NFKC, default does not
+        text = (unicodedata.normalize("NFKC", ref or "") if tokenizer == "char" else ref or "").lower()
         total += sum(1 for ch in text if unicodedata.category(ch)[0] in "LN")
         kept += sum(len(t) for t in tok.tokenize(text))
     return min(1.0, kept / total) if total else None
