@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Backend, Generation
 from harness.data import Example, load_rows
+from harness.errors import UserError
 from harness.metrics import build_metrics
 from harness.metrics.base import GradedItem, Metric
 from harness.metrics.bootstrap import bootstrap_ci
+from harness.metrics.language import TaskLanguage, options_for_language, task_language
 from harness.out_of_memory import call_halving_batch
 from harness.results import RunDir, write_jsonl
 from harness.suite import BootstrapSpec, Suite, TaskSpec
@@ -26,6 +28,7 @@ class LoadedTask:
     spec: TaskSpec
     examples: list[Example]
     metrics: list[Metric]
+    language: TaskLanguage = field(default_factory=lambda: TaskLanguage(None, "detected", "none"))
 
     @property
     def needs_generation(self) -> bool:
@@ -45,11 +48,32 @@ def metric_options(task: TaskSpec, suite: Suite) -> dict[str, dict]:
     return options
 
 
+class TaskMetricError(UserError):
+    """A task's metric cannot be built or refuses its references; str() names task and fix."""
+
+
+def task_direction(task: TaskSpec) -> Optional[str]:
+    data = task.data
+    return data.direction or (data.synthetic.direction if data.synthetic else None)
+
+
+def load_task(task: TaskSpec, suite: Suite) -> LoadedTask:
+    """Data, language (measured once, here) and metrics of one task, checked before any model work."""
+    examples = load_rows(task.data, suite)
+    references = [ex.reference for ex in examples]
+    language = task_language(task_direction(task), references)
+    options = options_for_language(metric_options(task, suite), task.metrics, language)
+    try:
+        metrics = build_metrics(task.metrics, options)
+        for metric in metrics:
+            metric.check_references(references)
+    except UserError as e:
+        raise TaskMetricError(f"task {task.name!r}: {e}") from None
+    return LoadedTask(task, examples, metrics, language)
+
+
 def load_tasks(suite: Suite) -> list[LoadedTask]:
-    return [
-        LoadedTask(t, load_rows(t.data, suite), build_metrics(t.metrics, metric_options(t, suite)))
-        for t in suite.tasks
-    ]
+    return [load_task(t, suite) for t in suite.tasks]
 
 
 def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: BootstrapSpec
@@ -115,6 +139,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
     total_tok = sum(n[1] for n in nll if n[1] is not None)
     record = {
         "n": len(items),
+        "language": task.language.as_record(),
         "loss": (total_nll / total_tok) if total_tok else None,
         "metrics": metrics,
         "seconds": round(seconds, 3),

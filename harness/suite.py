@@ -31,7 +31,7 @@ class SyntheticSource(_Strict):
     """Data the project generates itself (runs offline)."""
 
     kind: Literal["translation", "json_extraction", "summarisation", "math"] = "translation"
-    direction: Optional[str] = Field(None, description="For translation: 'en-fr' or 'fr-en'.")
+    direction: Optional[str] = Field(None, description="For translation: 'en-fr', 'fr-en' or 'en-zh'.")
     split: Literal["train", "val", "test"] = "train"
     n: int = Field(200, ge=1, description="Number of rows to generate.")
     seed: int = 0
@@ -167,7 +167,8 @@ class TaskSpec(_Strict):
     data: DataSpec
     metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "perplexity", "usability"])
     metric_options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-metric options, e.g. {rouge: {tokenizer: char}}."
+        default_factory=dict, description="Per-metric options, e.g. {bleu: {tokenize: zh}, rouge: {tokenizer: "
+        "char}}; unset, BLEU/TER/ROUGE follow the task's language (docs/metrics.md)."
     )
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     json_schema: Optional[str] = Field(None, description="JSON Schema file for json_validity.")
@@ -365,10 +366,29 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
         errors = [_format_error(err, file, lines) for err in e.errors()]
         raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
     _check_files(suite, file, lines=_line_map(text))
+    _check_metric_options(suite, file, lines=_line_map(text))
     _check_early_stopping(suite, file, lines=_line_map(text))
     _check_grading_engine(suite, file, lines=_line_map(text))
     _resolve_models(suite)
     return suite
+
+
+def _check_metric_options(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
+    """Each metric's options are checked by its own factory now, not when grading starts."""
+    from harness.metrics import REGISTRY
+
+    for i, task in enumerate(suite.tasks):
+        for name, options in task.metric_options.items():
+            loc = ("tasks", i, "metric_options", name)
+            where = f"{file}:{lines[loc]}" if loc in lines else file
+            if name not in REGISTRY:
+                hint = difflib.get_close_matches(name, list(REGISTRY), n=1)
+                raise SuiteError(f"{where}: field '{'.'.join(map(str, loc))}': unknown metric {name!r}"
+                                 + (f"; did you mean '{hint[0]}'?" if hint else f"; known: {', '.join(REGISTRY)}"))
+            try:
+                REGISTRY[name](dict(options))
+            except (ValueError, TypeError, UserError) as e:
+                raise SuiteError(f"{where}: field '{'.'.join(map(str, loc))}': {e}") from None
 
 
 def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> None:

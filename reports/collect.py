@@ -376,8 +376,27 @@ def score_table(series: list[Series]) -> list[dict]:
         for c in cells:
             if c:
                 c["top"] = top is not None and c["final"] == top
-        rows.append({"task": task, "metric": metric, "higher": higher, "cells": cells})
+        rows.append({"task": task, "metric": metric, "higher": higher, "cells": cells,
+                     "tokenizer": metric_tokenizer(series, task, metric)})
     return rows
+
+
+def metric_tokenizer(series: list[Series], task: str, metric: str) -> Optional[str]:
+    """The tokenizer in a metric's signature (BLEU/TER 'tok:zh', ROUGE 'tokenizer:char'), for the score table.
+
+    TER's CJK splitting is shown as '+asian'; several tokenizers across runs are joined by ' / '.
+    """
+    found: list[str] = []
+    for s in series:
+        for e in s.epochs:
+            parts = dict(p.split(":", 1) for p in str(metric_record(e, task, metric).get("signature") or "")
+                         .split("|") if ":" in p)
+            tok = parts.get("tok") or parts.get("tokenizer")
+            if tok and parts.get("asian") == "yes":
+                tok += "+asian"
+            if tok and tok not in found:
+                found.append(tok)
+    return " / ".join(found) or None
 
 
 def signatures(series: list[Series]) -> list[dict]:

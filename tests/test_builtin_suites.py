@@ -23,6 +23,7 @@ EXPECTED = {
     "json_extraction": ("person", ["json_valid", "json_schema_valid", "exact_match", "perplexity", "usability"]),
     "summarisation": ("reports", ["rouge1", "rouge2", "rougeL", "perplexity", "usability"]),
     "math": ("word-problems", ["exact_match", "perplexity", "usability"]),
+    "chinese": ("en-zh", ["bleu", "chrf", "rouge1", "rouge2", "rougeL", "perplexity", "usability"]),
 }
 
 
@@ -100,3 +101,32 @@ def test_math_suite_end_to_end(tmp_path, monkeypatch):
     assert _score(last, "word-problems", "perplexity") < _score(first, "word-problems", "perplexity") / 10
     rows = read_jsonl(run.root / last["tasks"]["word-problems"]["samples"])
     assert sum(any(ch.isdigit() for ch in r["output"]) for r in rows) > 0.9 * len(rows)
+
+
+@pytest.mark.slow
+def test_chinese_suite_end_to_end(tmp_path, monkeypatch):
+    """The language-aware path with a model that really generates Chinese: the byte-level
+    tokenizer of the built-in model (trained on English/French) learns to emit Chinese
+    characters as 3 byte tokens each, and BLEU/ROUGE are tokenized for Chinese."""
+    from sacrebleu.metrics import BLEU
+
+    results, run, model, epochs = _run("chinese", tmp_path, monkeypatch)
+    first, last = epochs[0], epochs[-1]
+    rec = last["tasks"]["en-zh"]
+    assert rec["language"]["language"] == "zh" and rec["language"]["source"] == "direction"
+    assert "|tok:zh|" in rec["metrics"]["bleu"]["signature"]
+    assert rec["metrics"]["rouge1"]["signature"].startswith("rouge1|tokenizer:char|")
+    # the base model writes no Chinese; after training most output characters are Chinese ...
+    rows = read_jsonl(run.root / rec["samples"])
+    han = sum(sum("\u4e00" <= ch <= "\u9fff" for ch in r["output"]) for r in rows)
+    assert han > 0.8 * sum(len(r["output"].strip()) for r in rows)
+    assert _score(first, "en-zh", "bleu") < 5
+    # ... and the scores are real: equal to sacrebleu's zh tokenizer on the stored outputs, and
+    # far above what the English default (13a: a sentence is one token) would give
+    hyps, refs = [r["output"] for r in rows], [[r["reference"] for r in rows]]
+    assert _score(last, "en-zh", "bleu") == pytest.approx(BLEU(tokenize="zh").corpus_score(hyps, refs).score)
+    assert _score(last, "en-zh", "bleu") > 30
+    assert BLEU().corpus_score(hyps, refs).score < _score(last, "en-zh", "bleu") / 2
+    assert _score(last, "en-zh", "rouge1") > _score(first, "en-zh", "rouge1") + 40
+    report = (run.root / "report.html").read_text(encoding="utf-8")
+    assert 'bleu <span class="muted">↑ tok:zh</span>' in report

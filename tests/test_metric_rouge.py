@@ -126,3 +126,109 @@ def test_signature_and_option_errors():
         rouge({"tokenizer": "jieba"})
     with pytest.raises(ValueError, match="unknown option"):
         rouge({"stemmer": True})
+
+
+# ------------------------------------------------------------ language-aware choice
+from harness.metrics.language import options_for_language, task_language  # noqa: E402
+from harness.metrics.rouge import TokenizerDropsText, kept_share  # noqa: E402
+
+ZH6 = [
+    ("我爱北京天安门。", "我爱北京天安门。"),
+    ("今天天气很好", "今天天气非常好。"),
+    ("他在看书", "他正在图书馆看书。"),
+    ("我们明天去海边。", "明天我们去海边。"),
+    ("这只猫很可爱。", "这只小猫非常可爱。"),
+    ("", "谢谢你的帮助。"),
+]
+JA4 = [
+    ("今日は良い天気です。", "今日はとても良い天気です。"),
+    ("猫が外を見ている。", "猫が窓の外を見ている。"),
+    ("本を読みました。", "昨日その本を読みました。"),
+    ("カメラを買った", "新しいカメラを買いました。"),
+]
+# Chinese sentences with English terms and numbers, and English rows in the same task
+MIXED = [
+    ("GPU的速度很fast", "GPU速度很快"),
+    ("我用Python写了3个脚本。", "我用Python写了三个脚本。"),
+    ("the model was trained on 2 GPUs", "the model was trained on two GPUs"),
+    ("模型在2024年发布", "这个模型在2024年发布。"),
+]
+
+
+class IndependentChars:
+    """A second, separately written segmenter: CJK characters one by one, ASCII words whole."""
+
+    def tokenize(self, text):
+        import re
+        return re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]|[a-z0-9]+", text.lower())
+
+
+def language_rouge(pairs, direction=None):
+    lang = task_language(direction, [r for _, r in pairs])
+    return build_metrics(["rouge"], options_for_language({}, ["rouge"], lang))
+
+
+@pytest.mark.parametrize("pairs", [ZH6, JA4, MIXED], ids=["zh", "ja", "mixed"])
+def test_cjk_references_pick_characters_equal_to_rouge_score(pairs):
+    its = items(pairs)
+    scorer = RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=IndependentChars())
+    expected = [scorer.score(r, h) for h, r in pairs]
+    for m in language_rouge(pairs):
+        assert "|tokenizer:char|" in m.signature()
+        st = m.stats(its)
+        assert [m.sample_score(r) for r in st] == pytest.approx([100 * e[m.name].fmeasure for e in expected])
+        assert m.score(st) == pytest.approx(100 * sum(e[m.name].fmeasure for e in expected) / len(pairs))
+
+
+def test_chinese_scores_as_the_issue_reports():
+    # default tokenizer: 0.00; characters: the real overlap
+    zh = {m.name: m.score(m.stats(items(ZH6))) for m in language_rouge(ZH6)}
+    assert scores(ZH6)["rouge1"][0] == 0.0
+    # F1 = 2·overlap / (hyp chars + ref chars): 7/7 chars; 5 of 6+7; 4 of 4+8; 7 of 7+7 reordered;
+    # 5 of 6+8; empty output
+    assert zh["rouge1"] == pytest.approx(100 * (1 + 10 / 13 + 8 / 12 + 1 + 10 / 14 + 0) / 6)  # 69.17
+
+
+# Computed with the code before language-aware scoring (commit b8233d8) on these five pairs.
+FR5 = [
+    ("Le chat noir mange.", "Le chat noir mange."),
+    ("le chien dort dans la maison", "Le chien dort dans la maison."),
+    ("Il fait beau aujourd'hui !", "Il fait très beau aujourd'hui."),
+    ("", "Nous allons à la plage demain."),
+    ("Elle lit un livre rouge.", "Elle lit un gros livre rouge."),
+]
+TODAY_FR5 = {"rouge1": 74.84848484848484, "rouge2": 65.33333333333333, "rougeL": 74.84848484848484}
+
+
+@pytest.mark.parametrize("direction", ["en-fr", None])
+def test_latin_script_keeps_todays_scores_and_signatures(direction):
+    for m in language_rouge(FR5, direction):
+        assert m.score(m.stats(items(FR5))) == pytest.approx(TODAY_FR5[m.name], abs=1e-12)
+        assert m.signature() == (f"{m.name}|tokenizer:default|stemmer:no|score:F|agg:mean-of-samples"
+                                 f"|rouge-score:0.1.2")
+        m.check_references([r for _, r in FR5])   # French keeps nearly all its letters: no refusal
+
+
+def test_kept_share():
+    assert kept_share(["我爱北京"], "default") == 0.0
+    assert kept_share(["我爱北京"], "char") == 1.0
+    # 'très': è is a separator for rouge-score, so 1 of the 24 letters is lost
+    assert kept_share(["Il fait très beau aujourd'hui."], "default") == pytest.approx(23 / 24)
+    assert kept_share(["GPU速度很快"], "default") == pytest.approx(3 / 7)
+    assert kept_share(["", "!!! 。"], "default") is None
+
+
+def test_refuses_a_tokenizer_that_drops_most_of_the_text():
+    (r1, *_) = rouge({"tokenizer": "default"})
+    with pytest.raises(TokenizerDropsText) as e:
+        r1.check_references([r for _, r in ZH6])
+    assert str(e.value) == ("rouge: the default tokenizer keeps only 0% of the reference characters, "
+                            "so ROUGE would be near 0: set metric_options.rouge.tokenizer: char")
+    # Russian is not CJK, so grading keeps the default, which drops all Cyrillic: refused too
+    ru = ["Привет, как дела?", "Мы идём на пляж завтра."]
+    (m, *_) = language_rouge([("", r) for r in ru])
+    with pytest.raises(TokenizerDropsText, match="tokenizer: char"):
+        m.check_references(ru)
+    rouge({"tokenizer": "char"})[0].check_references(ru)   # the named fix works
+    # mostly-English mixed references with a few Chinese words keep more than half: scored
+    r1.check_references(["the GPU速度 is fast", "we trained the model"])

@@ -11,6 +11,7 @@ import pytest
 
 from harness.metrics import build_metrics
 from harness.metrics.base import GradedItem
+from harness.metrics.language import options_for_language, task_language
 from harness.metrics.perplexity import perplexity
 from harness.metrics.translation import bleu, chrf, ter
 from harness.metrics.usability import usability, usability_reason
@@ -71,6 +72,90 @@ def test_equal_to_sacrebleu_cli_chinese_tokenizer(tmp_path):
     assert got["bleu"][0] == pytest.approx(cli["BLEU"]["score"], abs=1e-5)
     assert got["bleu"][1] == cli["BLEU"]["signature"]
     assert "tok:zh" in got["bleu"][1]
+
+
+# six hand-made en→zh outputs against their references (near misses, reordering, a synonym, an empty one)
+ZH6 = [
+    ("我爱北京天安门。", "我爱北京天安门。"),
+    ("今天天气很好", "今天天气非常好。"),
+    ("他在看书", "他正在图书馆看书。"),
+    ("我们明天去海边。", "明天我们去海边。"),
+    ("这只猫很可爱。", "这只小猫非常可爱。"),
+    ("", "谢谢你的帮助。"),
+]
+JA5 = [
+    ("今日は良い天気です。", "今日はとても良い天気です。"),
+    ("私は東京に住んでいます。", "私は東京に住んでいます。"),
+    ("猫が外を見ている。", "猫が窓の外を見ている。"),
+    ("明日海に行きます", "明日、私たちは海に行きます。"),
+    ("本を読みました。", "昨日その本を読みました。"),
+]
+KO4 = [
+    ("오늘은 날씨가 좋습니다.", "오늘은 날씨가 아주 좋습니다."),
+    ("나는 서울에 살고 있습니다.", "나는 서울에 살고 있습니다."),
+    ("고양이가 밖을 봅니다.", "고양이가 창밖을 봅니다."),
+    ("내일 바다에 갑니다", "내일 우리는 바다에 갑니다."),
+]
+
+
+def language_scores(pairs, direction=None):
+    """Harness scores with the options grading derives from the task's language (nothing set by hand)."""
+    lang = task_language(direction, [r for _, r in pairs])
+    return harness_scores(pairs, options_for_language({}, ["bleu", "chrf", "ter"], lang))
+
+
+@pytest.mark.parametrize("pairs, direction, tok, module", [
+    (ZH6, "en-zh", "zh", None), (ZH6, None, "zh", None),            # by direction and detected
+    (JA5, "en-ja", "ja-mecab", "MeCab"), (JA5, None, "ja-mecab", "MeCab"),
+    (KO4, "en-ko", "ko-mecab", "mecab_ko"),
+])
+def test_language_picks_the_tokenizer_sacrebleu_l_picks(tmp_path, pairs, direction, tok, module):
+    if module:
+        pytest.importorskip(module, reason=f"{tok} needs sacrebleu's optional {module} (pip install 'harness[...]')")
+    target = tok.split("-")[0]
+    cli = sacrebleu_cli(tmp_path, pairs, "-l", f"en-{target}", *(["--ter-asian-support"] if target != "ko" else []))
+    got = language_scores(pairs, direction)
+    for ours, theirs in (("bleu", "BLEU"), ("chrf", "chrF2"), ("ter", "TER")):
+        assert got[ours][0] == pytest.approx(cli[theirs]["score"], abs=1e-5), ours
+        assert got[ours][1] == cli[theirs]["signature"], ours
+    assert f"|tok:{tok}" in got["bleu"][1]   # ja-mecab-0.996-IPA: MeCab and dictionary versions
+    assert got["bleu"][0] > 10   # with 13a the same outputs score about 0 (next test)
+
+
+def test_chinese_with_13a_scores_about_zero_and_zh_as_sacrebleu():
+    # the issue's trap: an unsegmented Chinese sentence is one 13a token
+    from sacrebleu.metrics import BLEU
+
+    hyps, refs = [h for h, _ in ZH6], [[r for _, r in ZH6]]
+    assert harness_scores(ZH6)["bleu"][0] == pytest.approx(BLEU().corpus_score(hyps, refs).score)
+    assert harness_scores(ZH6)["bleu"][0] < 20
+    assert language_scores(ZH6, "en-zh")["bleu"][0] == pytest.approx(BLEU(tokenize="zh").corpus_score(hyps, refs).score)
+
+
+# Computed with the code before language-aware scoring (commit b8233d8) on FR[:5]: Latin-script
+# tasks must keep exactly these numbers and signatures.
+TODAY_FR5 = {
+    "bleu": (40.24524859104347, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"),
+    "chrf": (66.09946710745639, "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"),
+    "ter": (40.74074074074074, "nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:no|version:2.6.0"),
+}
+
+
+@pytest.mark.parametrize("direction", ["en-fr", None])
+def test_latin_script_keeps_todays_scores_and_signatures(direction):
+    import sacrebleu
+
+    if sacrebleu.__version__ != "2.6.0":
+        pytest.skip("the recorded signatures name sacrebleu 2.6.0")
+    got = language_scores(FR[:5], direction)
+    for name, (score, sig) in TODAY_FR5.items():
+        assert got[name][0] == pytest.approx(score, abs=1e-12), name
+        assert got[name][1] == sig, name
+
+
+def test_bleu_tokenize_is_checked():
+    with pytest.raises(ValueError, match=r"bleu: tokenize must be one of none, zh, 13a, .*not 'jieba'"):
+        bleu({"tokenize": "jieba"})
 
 
 def test_corpus_bleu_is_not_mean_of_sentence_bleu():

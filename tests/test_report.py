@@ -256,3 +256,26 @@ def test_report_size_is_bounded_for_a_realistic_run(tmp_path):
     run = make_report_run(tmp_path / "big", epochs=5, n=1000, bootstrap=20)
     size = render_report([run]).stat().st_size
     assert size < 2.5 * 2 ** 20, f"report is {size:,} bytes"
+
+
+def test_score_table_shows_each_metrics_tokenizer(tmp_path):
+    from reports.collect import score_table
+
+    def two_tokenizers(results):   # a second model graded with another BLEU tokenizer, TER with asian:yes
+        for e in results["models"][1]["epochs"]:
+            e["tasks"]["en-fr"]["metrics"]["bleu"]["signature"] = "nrefs:1|case:mixed|eff:no|tok:zh|smooth:exp|version:2.6.0"
+        for m in results["models"]:
+            for e in m["epochs"]:
+                e["tasks"]["en-fr"]["metrics"]["ter"] = {
+                    "score": 50.0, "ci": None, "higher_is_better": False,
+                    "signature": "nrefs:1|case:lc|tok:tercom|norm:no|punct:yes|asian:yes|version:2.6.0"}
+
+    run = make_report_run(tmp_path / "run", epochs=1, n=8, models=("a", "b"), sections=False,
+                          results_hook=two_tokenizers)
+    rows = {(r["task"], r["metric"]): r["tokenizer"] for r in score_table(load_series([run]))}
+    assert rows[("en-fr", "bleu")] == "13a / zh"
+    assert rows[("fr-en", "bleu")] == "13a"
+    assert rows[("en-fr", "ter")] == "tercom+asian"
+    assert rows[("en-fr", "perplexity")] is None       # no tokenizer in its signature
+    html = render_report([run]).read_text(encoding="utf-8")
+    assert 'bleu <span class="muted">↑ tok:13a / zh</span>' in html

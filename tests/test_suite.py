@@ -113,3 +113,22 @@ def test_early_stopping_metric_must_name_a_score(metric, message):
     assert str(e.value) == f"s.yaml:5: field 'train.early_stopping.metric': {message}"
     ok = text.replace(metric, "en-fr/loss")
     assert parse_suite(ok).train.early_stopping.metric == "en-fr/loss"
+
+
+@pytest.mark.parametrize("options, message", [
+    ("{bleu: {tokenize: jieba}}", ":8: field 'tasks.0.metric_options.bleu': bleu: tokenize must be one of "),
+    ("{rouge: {tokenizer: jieba}}", ":8: field 'tasks.0.metric_options.rouge': rouge: tokenizer must be one of "
+                                    "default, char, not 'jieba'"),
+    ("{ter: {asian: true}}", ":8: field 'tasks.0.metric_options.ter': "),
+    ("{bleux: {tokenize: zh}}", ":8: field 'tasks.0.metric_options.bleux': unknown metric 'bleux'; "
+                                "did you mean 'bleu'?"),
+])
+def test_metric_options_are_checked_at_load(tmp_path, options, message):
+    text = MINIMAL + f"    metrics: [bleu, ter, rouge]\n    metric_options: {options}\n"
+    assert message in _error(text, tmp_path)
+
+
+def test_language_options_load(tmp_path):
+    s = parse_suite(MINIMAL + "    metric_options: {bleu: {tokenize: zh}, ter: {asian_support: true}, "
+                              "rouge: {tokenizer: char}}\n")
+    assert s.tasks[0].metric_options["bleu"] == {"tokenize": "zh"}

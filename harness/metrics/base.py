@@ -48,6 +48,9 @@ class Metric:
     def signature(self) -> str:
         return self.name
 
+    def check_references(self, references: Sequence[str]) -> None:
+        """Refuse (raise a UserError) before grading when the references make the score meaningless."""
+
     def details(self, items: Sequence[GradedItem]) -> list[dict]:
         """Optional per-sample diagnostics (e.g. JSON error messages); one dict per item."""
         return [{} for _ in items]

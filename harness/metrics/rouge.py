@@ -22,6 +22,18 @@ Options:
 - ``use_stemmer`` (default false): Porter stemming of words longer than 3 characters;
   only with the default tokenizer (rouge-score ignores it with a custom tokenizer, so
   asking for both is an error).
+
+Without ``tokenizer`` in the suite, grading picks ``char`` when the task's references are
+mostly Chinese, Japanese or Korean (``metrics/language.py``), else ``default``.
+Characters rather than a word segmenter (jieba, MeCab): a fixed rule with no dictionary
+whose version changes the score, the same for Chinese and Japanese, robust to the broken
+words of a weak model, and what the field's character-level Chinese ROUGE reports.
+
+Before grading, ``check_references`` refuses (one line naming the option that fixes it) a
+tokenizer that keeps less than half of the references' letter and digit characters:
+kept = the summed length of the tokens the tokenizer (without stemming) makes of the
+references, total = their letters and digits (Unicode categories L*, N*) as the tokenizer
+sees them (lowercased; NFKC-normalised for ``char``). rouge-score's default keeps 0% of Chinese or Russian, so it would score 0.
 """
 from __future__ import annotations
 
@@ -29,11 +41,19 @@ import importlib.metadata
 import re
 import unicodedata
 from rouge_score.rouge_scorer import RougeScorer
+from rouge_score.tokenizers import DefaultTokenizer
 
+from harness.errors import UserError
 from harness.metrics.base import GradedItem, MeanMetric, Metric
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 TOKENIZERS = ("default", "char")
+MIN_KEPT_SHARE = 0.5   # below this share of reference characters kept, ROUGE refuses
+
+
+class TokenizerDropsText(UserError):
+    """The ROUGE tokenizer would discard most of the references; str() names the fix."""
+
 
 # Han (CJK unified ideographs, extension A, compatibility, extensions B-F and beyond),
 # Hiragana, Katakana (incl. phonetic extensions and the prolonged sound mark).
@@ -58,6 +78,17 @@ def _version() -> str:
         return "unknown"
 
 
+def kept_share(references: list[str], tokenizer: str) -> float | None:
+    """Share of the references' letters/digits that survive tokenization (None: no letters)."""
+    tok = CharTokenizer() if tokenizer == "char" else DefaultTokenizer(use_stemmer=False)
+    total = kept = 0
+    for ref in references:   # the text as the tokenizer sees it: char normalises with NFKC, default does not
+        text = (unicodedata.normalize("NFKC", ref or "") if tokenizer == "char" else ref or "").lower()
+        total += sum(1 for ch in text if unicodedata.category(ch)[0] in "LN")
+        kept += sum(len(t) for t in tok.tokenize(text))
+    return min(1.0, kept / total) if total else None
+
+
 class Rouge(MeanMetric):
     def __init__(self, rouge_type: str, tokenizer: str = "default", use_stemmer: bool = False):
         self.name = rouge_type
@@ -69,6 +100,15 @@ class Rouge(MeanMetric):
 
     def value(self, item: GradedItem) -> float:
         return float(self.scorer.score(item.reference or "", item.output or "")[self.name].fmeasure)
+
+    def check_references(self, references: list[str]) -> None:
+        share = kept_share(references, self.tokenizer)
+        if share is not None and share < MIN_KEPT_SHARE:
+            fix = ("set metric_options.rouge.tokenizer: char" if self.tokenizer == "default"
+                   else "check the references' language")
+            raise TokenizerDropsText(
+                f"rouge: the {self.tokenizer} tokenizer keeps only {share:.0%} of the reference "
+                f"characters, so ROUGE would be near 0: {fix}")
 
     def signature(self) -> str:
         return (f"{self.name}|tokenizer:{self.tokenizer}|stemmer:{'yes' if self.use_stemmer else 'no'}"

@@ -2,6 +2,8 @@
 
 sacrebleu's own paired bootstrap works the same way: it extracts per-segment statistics
 once and re-aggregates resampled rows. Scores equal `sacrebleu` CLI output exactly.
+The tokenizer follows the task's target language as sacrebleu's `-l` does (zh, ja-mecab,
+ko-mecab, else 13a; see metrics/language.py) unless the suite sets `tokenize`.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from harness.metrics.base import GradedItem, Metric
+from harness.metrics.language import require_tokenizer
 
 
 class _Sacrebleu(Metric):
@@ -40,6 +43,11 @@ class _Sacrebleu(Metric):
 
 
 def bleu(options: dict) -> list[Metric]:
+    tokenize = options.get("tokenize")
+    if tokenize is not None:
+        if tokenize not in BLEU.TOKENIZERS:
+            raise ValueError(f"bleu: tokenize must be one of {', '.join(BLEU.TOKENIZERS)}, not {tokenize!r}")
+        require_tokenizer(tokenize)
     return [_Sacrebleu(BLEU(**options), "bleu")]
 
 

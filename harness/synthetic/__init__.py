@@ -41,12 +41,16 @@ def translation_examples(spec: SyntheticSource):
     from harness.data import Example
     from harness.synthetic.translation import generate_pairs
 
+    from harness.synthetic import chinese
+
     direction = spec.direction or "en-fr"
-    if direction not in ("en-fr", "fr-en"):
-        raise ValueError(f"synthetic translation supports en-fr and fr-en, not {direction!r}")
-    pairs = _unique_in_split(generate_pairs, key=lambda p: p[0], split=spec.split, n=spec.n, seed=spec.seed)
-    for i, (en, fr) in enumerate(pairs):
-        src, tgt = (en, fr) if direction == "en-fr" else (fr, en)
+    generators = {"en-fr": generate_pairs, "fr-en": generate_pairs, "en-zh": chinese.generate_pairs}
+    if direction not in generators:
+        raise ValueError(f"synthetic translation supports {', '.join(generators)}, not {direction!r}")
+    pairs = _unique_in_split(generators[direction], key=lambda p: p[0], split=spec.split, n=spec.n,
+                             seed=spec.seed)
+    for i, (en, other) in enumerate(pairs):
+        src, tgt = (other, en) if direction == "fr-en" else (en, other)
         yield Example(
             id=f"{direction}-{spec.split}-{i:05d}",
             messages=[{"role": "user", "content": src}, {"role": "assistant", "content": tgt}],
