@@ -6,18 +6,18 @@ training: it receives a backend, the tasks and their data.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Backend, Generation
 from harness.data import Example, load_rows
-from harness.metrics import build_metrics
+from harness.metrics import MetricOptions, build_metrics
+from harness.metrics.options import metric_options_from
 from harness.metrics.base import GradedItem, Metric
 from harness.metrics.bootstrap import bootstrap_ci
 from harness.results import RunDir, write_jsonl
-from harness.suite import BootstrapSpec, Suite, TaskSpec
+from harness.suite import BootstrapSpec, Suite, TaskSpec, read_json_schema
 
 
 @dataclass
@@ -35,12 +35,12 @@ class LoadedTask:
         return any(m.needs == "likelihood" for m in self.metrics)
 
 
-def metric_options(task: TaskSpec, suite: Suite) -> dict[str, dict]:
-    """The task's metric options, with files (the JSON Schema) loaded."""
-    options = {k: dict(v) for k, v in task.metric_options.items()}
+def metric_options(task: TaskSpec, suite: Suite) -> MetricOptions:
+    """The task's typed metric options, with files (the JSON Schema) loaded."""
+    options = metric_options_from(task.metric_options).model_copy(deep=True)
     if task.json_schema:
-        schema = json.loads(suite.resolve(task.json_schema).read_text(encoding="utf-8"))
-        options.setdefault("json_validity", {})["schema"] = schema
+        schema = read_json_schema(suite.resolve(task.json_schema))
+        options.json_validity = options.of("json_validity").model_copy(update={"schema_": schema})
     return options
 
 

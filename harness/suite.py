@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import re
+import string
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from harness.errors import UserError
+from harness.metrics.options import MetricOptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SUITE_SCHEMA_VERSION = 1
+MAX_SYNTHETIC_ROWS = 100_000   # a generator makes ~20,000 rows a minute on one core: more is a typo
+DIRECTION = re.compile(r"^[A-Za-z]{2,3}(_[A-Za-z]+)?-[A-Za-z]{2,3}(_[A-Za-z]+)?$")
+PROMPT_FIELDS = ("src_name", "tgt_name", "source")
 
 
 class SuiteError(UserError, ValueError):
@@ -31,9 +38,9 @@ class SyntheticSource(_Strict):
     """Data the project generates itself (runs offline)."""
 
     kind: Literal["translation", "json_extraction", "summarisation", "math"] = "translation"
-    direction: Optional[str] = Field(None, description="For translation: 'en-fr' or 'fr-en'.")
+    direction: Optional[Literal["en-fr", "fr-en"]] = Field(None, description="For translation: 'en-fr' or 'fr-en'.")
     split: Literal["train", "val", "test"] = "train"
-    n: int = Field(200, ge=1, description="Number of rows to generate.")
+    n: int = Field(200, ge=1, le=MAX_SYNTHETIC_ROWS, description="Number of rows to generate.")
     seed: int = 0
 
 
@@ -62,6 +69,28 @@ class DataSpec(_Strict):
     system: Optional[str] = Field(None, description="Optional system message for every row.")
     limit: Optional[int] = Field(None, ge=1, description="Keep the first N rows.")
     offset: int = Field(0, ge=0, description="Skip the first N rows.")
+
+    @field_validator("direction")
+    @classmethod
+    def _direction_shape(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not DIRECTION.match(v):
+            raise ValueError(f"direction is 'SRC-TGT' with language codes, e.g. 'en-fr', not {v!r}")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_placeholders(cls, v: str) -> str:
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as e:   # "Single '}' encountered", unclosed "{"
+            raise ValueError(f"prompt template: {e} (write {{{{ and }}}} for literal braces)") from None
+        bad = [n for n in names if n not in PROMPT_FIELDS]
+        if bad:
+            hint = difflib.get_close_matches(bad[0], PROMPT_FIELDS, n=1)
+            raise ValueError(f"prompt template: unknown placeholder {{{bad[0]}}}"
+                             + (f"; did you mean {{{hint[0]}}}?" if hint else
+                                f"; use {', '.join('{' + f + '}' for f in PROMPT_FIELDS)}"))
+        return v
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> "DataSpec":
@@ -158,8 +187,9 @@ class TaskSpec(_Strict):
     name: str = Field(..., description="Task name, e.g. 'en-fr'; used as the results key.")
     data: DataSpec
     metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "perplexity", "usability"])
-    metric_options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-metric options, e.g. {rouge: {tokenizer: char}}."
+    metric_options: MetricOptions = Field(
+        default_factory=MetricOptions, description="Per-metric options, e.g. {rouge: {tokenizer: char}}; "
+                                                   "one typed model per metric (harness/metrics/options.py)."
     )
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     json_schema: Optional[str] = Field(None, description="JSON Schema file for json_validity.")
@@ -246,6 +276,12 @@ class Suite(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"task names must be unique; repeated: {sorted(dup)}")
+        from harness.results import safe_name
+
+        files = [safe_name(n) for n in names]   # sample files are named after tasks
+        clash = sorted({n for n, f in zip(names, files) if files.count(f) > 1})
+        if clash:
+            raise ValueError(f"task names {clash} give the same sample file name: rename one")
         return self
 
     def resolve(self, path: str) -> Path:
@@ -257,6 +293,33 @@ class Suite(_Strict):
 
 
 # ----------------------------------------------------------------------- loading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a suite with `epochs: 3` twice is a mistake."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:   # an unhashable key: PyYAML reports it itself
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first}): keep one",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_load(text: str) -> Any:
+    """yaml.safe_load that refuses duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def _line_map(text: str) -> dict[tuple, int]:
     """Map each YAML path (tuple of keys/indices) to its 1-based line number."""
     lines: dict[tuple, int] = {}
@@ -330,7 +393,7 @@ def _format_error(err: dict, file: str, lines: dict[tuple, int]) -> str:
 
 def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") -> Suite:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -374,19 +437,22 @@ def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> N
 
 
 def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
-    """Missing files are configuration errors too: report them before any work starts."""
+    """Missing files, directories in their place and unreadable schemas are configuration
+    errors too: report them before any work starts."""
+
+    def fail(loc: tuple, problem: str) -> None:
+        line = lines.get(loc)
+        where = f"{file}:{line}" if line else file
+        raise SuiteError(f"{where}: field '{'.'.join(map(str, loc))}': {problem}")
 
     def check(path: Optional[str], loc: tuple) -> None:
         if path is None:
             return
         p = suite.resolve(path)
+        if p.is_dir():
+            fail(loc, f"{p} is a directory, expected a file")
         if not p.exists():
-            line = lines.get(loc)
-            where = f"{file}:{line}" if line else file
-            raise SuiteError(
-                f"{where}: field '{'.'.join(map(str, loc))}': file not found: {p} "
-                f"(paths are relative to the suite file)"
-            )
+            fail(loc, f"file not found: {p} (paths are relative to the suite file)")
 
     def check_data(d: DataSpec, loc: tuple) -> None:
         check(d.path, loc + ("path",))
@@ -400,11 +466,131 @@ def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
     for i, t in enumerate(suite.tasks):
         check_data(t.data, ("tasks", i, "data"))
         check(t.json_schema, ("tasks", i, "json_schema"))
+        if t.json_schema:
+            try:
+                read_json_schema(suite.resolve(t.json_schema))
+            except SuiteError as e:
+                fail(("tasks", i, "json_schema"), str(e))
     for i, m in enumerate(suite.models):
         if m.adapter:
-            check(m.adapter, ("models", i, "adapter"))
-        if looks_local(m.path):
-            check(m.path, ("models", i, "path"))
+            problem = model_dir_problem(str(suite.resolve(m.adapter)), adapter=True)
+            if problem:
+                fail(("models", i, "adapter"), problem)
+        problem = model_source_problem(str(suite.resolve(m.path)) if looks_local(m.path) else m.path)
+        if problem:
+            fail(("models", i, "path"), problem + (" (paths are relative to the suite file)"
+                                                   if looks_local(m.path) else ""))
+    out = Path(suite.output_dir)
+    for q in (out, *out.parents):
+        if q.exists():
+            if not q.is_dir():
+                fail(("output_dir",), f"{q} is a file, expected a directory")
+            break
+
+
+def read_json_schema(path: Path) -> Any:
+    """A JSON Schema file, parsed and checked against Draft 2020-12 (SuiteError when not)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from harness.files import read_text
+
+    text = read_text(path, "JSON Schema file", SuiteError)
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SuiteError(f"{path}:{e.lineno}: JSON Schema file is not valid JSON: {e.msg}") from None
+    if not isinstance(schema, (dict, bool)):
+        raise SuiteError(f"{path}: a JSON Schema is an object (or true/false), not {type(schema).__name__}")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as e:
+        raise SuiteError(f"{path}: not a valid Draft 2020-12 JSON Schema: {e.message}"
+                         f" at {e.json_path}") from None
+    return schema
+
+
+def model_dir_problem(path: str, adapter: bool = False) -> Optional[str]:
+    """Why a local model (or adapter) directory cannot be loaded, or None."""
+    p = Path(path)
+    what = "adapter directory" if adapter else "model directory"
+    if not p.exists():
+        return f"{what} not found: {p}"
+    if not p.is_dir():
+        return f"{p} is a file, expected a {what}"
+    if not any(p.iterdir()):
+        return f"{what} {p} is empty"
+    marker = "adapter_config.json" if adapter else "config.json"
+    if not (p / marker).is_file() and not (not adapter and (p / "adapter_config.json").is_file()):
+        return f"{p} holds no {'PEFT adapter' if adapter else 'model'} (no {marker})"
+    return None
+
+
+def model_source_problem(path: str) -> Optional[str]:
+    """Why a model path (built-in name, local directory or hub id) is wrong, or None. Whether a
+    hub id can be downloaded is the machine's question: see `check_runs_here`."""
+    from harness.builtin import BUILTIN_PREFIX, RECIPES
+
+    if path.startswith(BUILTIN_PREFIX):
+        name = path[len(BUILTIN_PREFIX):]
+        if name not in RECIPES:
+            hint = difflib.get_close_matches(name, RECIPES, n=1)
+            return (f"unknown built-in model {name!r}"
+                    + (f"; did you mean 'builtin:{hint[0]}'?" if hint else f"; available: {', '.join(RECIPES)}"))
+        return None
+    if looks_local(path) or Path(path).is_dir():
+        return model_dir_problem(path)
+    if not re.match(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$", path) or ".." in path:
+        return f"{path!r} is neither a local directory nor a hub id (ORG/NAME)"
+    return None
+
+
+def check_runs_here(suite: Suite, models: Optional[list[ModelSpec]] = None, *, cuda: bool,
+                    train: bool) -> None:
+    """Conflicts between the suite and this machine, for the commands that train or grade here.
+
+    `harness preflight` plans for a GPU the job has not got yet, so these are not checked when
+    a suite loads for preflight; `train-and-grade`, `grade` and `audit` call this right after
+    loading, before any run directory exists.
+    """
+    if train and suite.train is not None and not cuda:
+        t = suite.train
+        needs_gpu = [(t.precision == "fp16", "train.precision", "fp16 needs a CUDA GPU; use fp32 or bf16 on CPU"),
+                     (t.method == "qlora", "train.method", "qlora needs a CUDA GPU (bitsandbytes 4-bit); "
+                                                         "use method: lora on CPU"),
+                     (t.backend == "unsloth", "train.backend", "unsloth needs a CUDA GPU; use backend: trl"),
+                     (t.optimizer == "adamw_8bit", "train.optimizer", "adamw_8bit needs a CUDA GPU "
+                                                                      "(bitsandbytes); use adamw on CPU")]
+        for bad, field, fix in needs_gpu:
+            if bad:
+                raise SuiteError(f"{suite.base_dir}: field '{field}': {fix} (no CUDA GPU on this machine; "
+                                 f"`harness preflight` still plans it for a GPU)")
+    for m in models if models is not None else suite.models:
+        if m.attn_implementation == "flash_attention_2" and not cuda and train:
+            raise SuiteError(f"model {m.name}: attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa")
+        problem = hub_offline_problem(m.path)
+        if problem:
+            raise SuiteError(f"model {m.name}: {problem}")
+
+
+def hub_offline_problem(path: str) -> Optional[str]:
+    """A hub id asked for while HF_HUB_OFFLINE is set and not in the local cache."""
+    from harness.builtin import BUILTIN_PREFIX
+
+    if path.startswith(BUILTIN_PREFIX) or looks_local(path) or Path(path).is_dir():
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes", "on"):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(path, "config.json")
+    except Exception:   # an id the hub library rejects: not cached either
+        cached = None
+    if isinstance(cached, str):
+        return None
+    return (f"{path!r} is a hub id, not in the local cache, and HF_HUB_OFFLINE is set: download it "
+            f"first (huggingface-cli download {path}) or give a local directory")
 
 
 def looks_local(path: str) -> bool:
@@ -422,10 +608,12 @@ def _resolve_models(suite: Suite) -> None:
 
 
 def load_suite(path: str | Path) -> Suite:
+    from harness.files import read_text
+
     p = Path(path)
     if not p.exists():
         raise SuiteError(f"{p}: suite file not found")
-    return parse_suite(p.read_text(encoding="utf-8"), file=str(p), base_dir=p.parent)
+    return parse_suite(read_text(p, "suite file", SuiteError), file=str(p), base_dir=p.parent)
 
 
 def suite_json_schema() -> dict:

@@ -35,14 +35,17 @@ class _LogPerplexity(Metric):
 
 def _metric_options(results: dict, task: str) -> dict[str, dict]:
     suite = results.get("suite") or {}
+    options: dict[str, dict] = {}
     for t in suite.get("tasks") or []:
         if isinstance(t, dict) and t.get("name") == task:
             options = {k: dict(v) for k, v in (t.get("metric_options") or {}).items() if isinstance(v, dict)}
-            # The JSON Schema only shapes per-sample stats, not their aggregation: any schema
-            # lets metric_for build json_schema_valid to re-aggregate stored stats.
-            options.setdefault("json_validity", {}).setdefault("schema", True)
-            return options
-    return {"json_validity": {"schema": True}}
+            break
+    # The JSON Schema only shapes per-sample stats, not their aggregation: any schema
+    # lets metric_for build json_schema_valid to re-aggregate stored stats.
+    jv = options.setdefault("json_validity", {})
+    if jv.get("schema") is None:
+        jv["schema"] = True
+    return options
 
 
 def _metric_object(results: dict, task: str, metric: str) -> Optional[Metric]:
@@ -52,7 +55,7 @@ def _metric_object(results: dict, task: str, metric: str) -> Optional[Metric]:
         if metric == "loss":
             return _LogPerplexity(metric_for("perplexity", _metric_options(results, task)))
         return metric_for(metric, _metric_options(results, task))
-    except KeyError:
+    except (KeyError, ValueError):   # options this harness does not know: no re-aggregation
         return None
 
 

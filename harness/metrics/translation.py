@@ -11,6 +11,7 @@ import numpy as np
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from harness.metrics.base import GradedItem, Metric
+from harness.metrics.options import BleuOptions, ChrfOptions, TerOptions, options_for
 
 
 class _Sacrebleu(Metric):
@@ -39,13 +40,13 @@ class _Sacrebleu(Metric):
             return str(self.impl.get_signature())
 
 
-def bleu(options: dict) -> list[Metric]:
-    return [_Sacrebleu(BLEU(**options), "bleu")]
+def bleu(options: BleuOptions | dict) -> list[Metric]:
+    return [_Sacrebleu(BLEU(**options_for("bleu", options).model_dump()), "bleu")]
 
 
-def chrf(options: dict) -> list[Metric]:
-    return [_Sacrebleu(CHRF(**options), "chrf")]
+def chrf(options: ChrfOptions | dict) -> list[Metric]:
+    return [_Sacrebleu(CHRF(**options_for("chrf", options).model_dump()), "chrf")]
 
 
-def ter(options: dict) -> list[Metric]:
-    return [_Sacrebleu(TER(**options), "ter", higher_is_better=False)]
+def ter(options: TerOptions | dict) -> list[Metric]:
+    return [_Sacrebleu(TER(**options_for("ter", options).model_dump()), "ter", higher_is_better=False)]
