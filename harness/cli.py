@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 EXIT_OK = 0
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--run-dir", help="write here instead of OUTPUT_DIR/NAME-TIMESTAMP")
     tg.add_argument("--force", action="store_true", help="train even when preflight says it will not fit")
     tg.add_argument("--gpu-memory", help="memory budget for the preflight check")
+    tg.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     tg.add_argument("--no-report", action="store_true")
 
     gr = sub.add_parser("grade", help="grade checkpoints, adapters or a predictions file without training")
@@ -58,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--predictions", type=Path, help="JSONL of {task, id, output[, reference]}; no model loaded")
     gr.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
+    gr.add_argument("--allow-partial", action="store_true",
+                    help="grade a predictions file that lacks some task ids (coverage is recorded and gated)")
     gr.add_argument("--run-dir")
+    gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
 
     ga = sub.add_parser("gate", help="CI regression gate: exit 0 pass, 1 fail, 2 bad input")
@@ -68,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     ga.add_argument("--junit", help="write JUnit XML here")
     ga.add_argument("--markdown", help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     ga.add_argument("--model", help="which model of the results to gate (default: the first)")
+    ga.add_argument("--allow-incomplete", action="store_true", help="gate a run whose status is not complete")
+    ga.add_argument("--allow-different-data", action="store_true",
+                    help="compare with a baseline graded on different items or references")
+    ga.add_argument("--allow-overridden-references", action="store_true",
+                    help="gate predictions that brought their own references")
+    ga.add_argument("--allow-partial", action="store_true",
+                    help="gate predictions that covered only part of a task")
 
     rp = sub.add_parser("report", help="re-render report.html from run directories (several: a comparison)")
     rp.add_argument("runs", nargs="+")
@@ -215,77 +227,179 @@ def _colour(status: str) -> str:
     return {"pass": "green", "warn": "yellow", "fail": "red"}.get(status, "white")
 
 
+# ----------------------------------------------------------------------------- commands
+@dataclass
+class Output:
+    """Where a command writes: results on `console` (stdout), errors on `errors` (stderr)."""
+
+    console: Any
+    errors: Any
+    log: Callable[[str], None]
+
+
+def schema(args, out: Output) -> int:
+    import json
+
+    from harness.suite import suite_json_schema
+
+    text = json.dumps(suite_json_schema(), indent=2) + "\n"
+    if args.output:
+        from harness.files import check_output_file
+        from harness.results import write_atomic
+
+        write_atomic(check_output_file(args.output, "schema output"), text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def preflight(args, out: Output) -> int:
+    from harness.memory import run_preflight
+    from harness.suite import load_suite
+
+    # No machine checks: preflight plans for the GPU the job will run on, not for this machine.
+    return run_preflight(load_suite(args.suite), args.gpu_memory, args.json, out.console)
+
+
+def gate(args, out: Output) -> int:
+    from harness.gate import run_gate
+
+    return run_gate(args.results, baseline_path=args.baseline, gates_path=args.gates, junit=args.junit,
+                    markdown=args.markdown, model=args.model, console=out.console, errors=out.errors,
+                    allow=_gate_allowances(args))
+
+
+def report(args, out: Output) -> int:
+    from harness.files import check_output_file
+    from harness.results import load_results
+    from reports.html import render_report
+
+    runs = [Path(r) for r in args.runs]
+    for r in runs:
+        load_results(r)   # every run readable before anything is written
+    target = Path(args.output) if args.output else None
+    check_output_file(target or (runs[0] / "report.html" if len(runs) == 1 else Path("compare.html")),
+                      "report output")
+    path = render_report(runs, target)
+    out.console.print(f"report: {path}")
+    return EXIT_OK
+
+
+def audit(args, out: Output) -> int:
+    suite = _load_for_run(args.suite, train=False)
+    if args.json:
+        from harness.files import check_output_file
+
+        check_output_file(args.json, "--json output")
+    return _audit(suite, args.json, out.log, out.console)
+
+
+def train_and_grade(args, out: Output) -> int:
+    from harness.pipeline import train_and_grade as run_training
+
+    suite = _load_for_run(args.suite, train=True)
+    results, run = run_training(suite, log=out.log, force=args.force, run_dir=args.run_dir,
+                                gpu_memory=args.gpu_memory, overwrite=args.overwrite)
+    return _finish(suite, results, run, args, out)
+
+
+def grade(args, out: Output) -> int:
+    from harness.pipeline import grade_models
+    from harness.suite import SuiteError, check_runs_here
+
+    suite = _load_for_run(args.suite, train=False, check_models=False)
+    if args.predictions is None and not args.models and not suite.models:
+        raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
+    models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
+    check_runs_here(suite, models, cuda=False, train=False)
+    results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
+                                predictions=args.predictions, endpoint=args.endpoint,
+                                allow_partial=args.allow_partial, overwrite=args.overwrite)
+    return _finish(suite, results, run, args, out)
+
+
+COMMANDS: dict[str, Callable[[Any, Output], int]] = {
+    "preflight": preflight,
+    "audit": audit,
+    "train-and-grade": train_and_grade,
+    "grade": grade,
+    "gate": gate,
+    "report": report,
+    "schema": schema,
+}
+
+
+def _load_for_run(path: str, train: bool, check_models: bool = True):
+    """The suite, checked against this machine (the commands that run here, unlike preflight)."""
+    from harness.suite import check_runs_here, load_suite
+
+    suite = load_suite(path)
+    _prepare_suite_models(suite)
+    if check_models or train:
+        cuda = False
+        if train and suite.train is not None:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        check_runs_here(suite, cuda=cuda, train=train)
+    return suite
+
+
+def _finish(suite, results: dict, run, args, out: Output) -> int:
+    _summary(results, out.console)
+    code = EXIT_OK
+    if suite.gates:
+        from harness.gate import run_gate
+
+        code = run_gate(str(run.results_path), console=out.console, errors=out.errors)
+    if not args.no_report:
+        _render(run.root, out.console)
+    return code
+
+
+def _gate_allowances(args) -> set[str]:
+    return {name for name, flag in (("incomplete", args.allow_incomplete), ("different-data", args.allow_different_data),
+                                    ("overridden-references", args.allow_overridden_references),
+                                    ("partial", args.allow_partial)) if flag}
+
+
+def _safe_streams() -> None:
+    """Text the terminal's encoding cannot show (a French accent on an ASCII stdout) is
+    escaped, never a UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):   # not a TextIOWrapper (pytest's capture, StringIO)
+            pass
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _safe_streams()
     args = _parser().parse_args(argv)
     from rich.console import Console
 
     console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     log = (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, markup=False, highlight=False))
     from harness.errors import DoesNotFit, UserError
-    from harness.suite import SuiteError, load_suite
 
     try:
-        if args.command == "schema":
-            import json
-
-            from harness.suite import suite_json_schema
-
-            text = json.dumps(suite_json_schema(), indent=2) + "\n"
-            if args.output:
-                Path(args.output).write_text(text)
-            else:
-                sys.stdout.write(text)
-            return EXIT_OK
-        if args.command == "preflight":
-            from harness.memory import run_preflight
-
-            return run_preflight(load_suite(args.suite), args.gpu_memory, args.json, console)
-        if args.command == "gate":
-            from harness.gate import run_gate
-
-            return run_gate(args.results, baseline_path=args.baseline, gates_path=args.gates,
-                            junit=args.junit, markdown=args.markdown, model=args.model, console=console)
-        if args.command == "report":
-            from reports.html import render_report
-
-            out = render_report([Path(r) for r in args.runs], Path(args.output) if args.output else None)
-            console.print(f"report: {out}")
-            return EXIT_OK
-        suite = load_suite(args.suite)
-        _prepare_suite_models(suite)
-        if args.command == "audit":
-            return _audit(suite, args.json, log, console)
-        if args.command == "train-and-grade":
-            from harness.pipeline import train_and_grade
-
-            results, run = train_and_grade(suite, log=log, force=args.force, run_dir=args.run_dir,
-                                           gpu_memory=args.gpu_memory)
-        else:
-            from harness.pipeline import grade_models
-
-            if args.predictions is None and not args.models and not suite.models:
-                raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
-            models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
-            results, run = grade_models(suite, models, log=log, run_dir=args.run_dir,
-                                        backend_name=args.backend, predictions=args.predictions,
-                                        endpoint=args.endpoint)
-        _summary(results, console)
-        code = EXIT_OK
-        if suite.gates:
-            from harness.gate import run_gate
-
-            code = run_gate(str(run.results_path), console=console)
-        if not args.no_report:
-            _render(run.root, console)
-        return code
+        return COMMANDS[args.command](args, Output(console, errors, log))
     except UserError as e:
         label = "does not fit" if isinstance(e, DoesNotFit) else "error"
-        errors.print(f"{label}: {e}", markup=False, highlight=False, style="red", soft_wrap=True)
+        errors.print(f"{label}: {_one_line(str(e))}", markup=False, highlight=False, style="red", soft_wrap=True)
         return e.exit_code
+    except (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError, UnicodeDecodeError) as e:
+        # A path of the user's that no check above foresaw: still one line, still exit 2.
+        errors.print(f"error: {_one_line(str(e))}", markup=False, highlight=False, style="red", soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         errors.print("interrupted: graded epochs are kept in the run directory", style="yellow")
         return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
 
 
 if __name__ == "__main__":

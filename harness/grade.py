@@ -6,6 +6,8 @@ training: it receives a backend, the tasks and their data.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -25,6 +27,8 @@ class LoadedTask:
     spec: TaskSpec
     examples: list[Example]
     metrics: list[Metric]
+    # A predictions file's {coverage: {graded, total}, references_overridden}; None for a model.
+    provenance: Optional[dict] = None
 
     @property
     def needs_generation(self) -> bool:
@@ -49,6 +53,17 @@ def load_tasks(suite: Suite) -> list[LoadedTask]:
         LoadedTask(t, load_rows(t.data, suite), build_metrics(t.metrics, metric_options(t, suite)))
         for t in suite.tasks
     ]
+
+
+def data_hash(examples: Sequence[Example]) -> str:
+    """sha256 of the graded items (id, prompt messages, reference, in order): two results
+    with equal hashes were graded on the same test data, so their scores are comparable."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps([ex.id, ex.prompt_messages, ex.reference], ensure_ascii=False,
+                            sort_keys=True).encode("utf-8"))
+        h.update(b"\n")
+    return f"sha256:{h.hexdigest()}"
 
 
 def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: BootstrapSpec
@@ -109,6 +124,8 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         "loss": (total_nll / total_tok) if total_tok else None,
         "metrics": metrics,
         "seconds": round(seconds, 3),
+        "data_hash": data_hash(examples),
+        **(task.provenance or {}),
     }
     rows = [
         {"id": it.id, "source": it.source, "reference": it.reference, "output": it.output,

@@ -88,9 +88,11 @@ def test_predictions_with_own_reference_and_bad_lines(tmp_path):
     preds = tmp_path / "preds.jsonl"
     preds.write_text(json.dumps({"task": "en-fr", "id": "new", "output": "Le petit chat noir dort ici.", "reference": "Le petit chat noir dort ici."}) + "\n")
     assert main(["-q", "grade", str(suite), "--predictions", str(preds), "--run-dir", str(tmp_path / "r"),
-                 "--no-report"]) == 0
+                 "--no-report", "--allow-partial"]) == 0   # none of the task's own ids: partial
     results, _ = load_results(tmp_path / "r")
-    assert results["models"][0]["epochs"][0]["tasks"]["en-fr"]["metrics"]["bleu"]["score"] == pytest.approx(100.0)
+    task = results["models"][0]["epochs"][0]["tasks"]["en-fr"]
+    assert task["metrics"]["bleu"]["score"] == pytest.approx(100.0)
+    assert task["coverage"] == {"graded": 0, "total": 4} and task["references_overridden"] == 1
     preds.write_text(json.dumps({"task": "de-en", "id": "s0", "output": "x"}) + "\n")
     p = _run_cli(["grade", str(suite), "--predictions", str(preds), "--no-report"])
     assert p.returncode == 2 and "preds.jsonl:1: unknown task 'de-en'" in p.stderr

@@ -31,10 +31,11 @@ def training_run(root: Path, *, forget: float = 0.12, enfr_final: float = 0.15, 
 
 
 def gate(tmp_path: Path, results: Path, **kw) -> tuple[int, str, Path, Path]:
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()   # the table on stdout, errors on stderr: both read here
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
-    code = run_gate(results, junit=junit, markdown=md, console=Console(file=out, width=240), **kw)
-    return code, out.getvalue(), junit, md
+    code = run_gate(results, junit=junit, markdown=md, console=Console(file=out, width=240),
+                    errors=Console(file=err, width=240), **kw)
+    return code, out.getvalue() + err.getvalue(), junit, md
 
 
 def verdicts_of(root: Path) -> dict:

@@ -5,10 +5,11 @@ import difflib
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Collection, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from harness.gate.checks import run_refusals, same_data
 from harness.gate.specs import KINDS, GateError, _validate
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
@@ -173,11 +174,13 @@ def _pair(new: tuple[list[str], np.ndarray], old: tuple[list[str], np.ndarray]
 # -------------------------------------------------------------------------------- evaluate
 def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, dict]],
                    baseline: Optional[Union[tuple[dict, RunDir], str, Path]] = None, *,
-                   model: Optional[str] = None, samples: int = DEFAULT_SAMPLES, seed: Optional[int] = None) -> dict:
+                   model: Optional[str] = None, samples: int = DEFAULT_SAMPLES, seed: Optional[int] = None,
+                   allow: Collection[str] = ()) -> dict:
     """Verdicts of `gates` on `results` (the model named `model`, default the first).
 
     `baseline`: an earlier run, as load_results returns it (or its path); regression gates are
-    skipped (status `skipped`, passed) without one. `samples` paired-bootstrap resamples,
+    skipped (status `skipped`, passed) without one. `allow`: refusals (harness/gate/checks.py)
+    to turn into notes. `samples` paired-bootstrap resamples,
     `seed` (default: the suite's bootstrap seed). Raises GateError / ResultsError on bad input.
     Returns {"passed", "verdict": {"status", "summary"}, "gates": [...], "model", "suite_name",
     "results", "baseline", "evaluated"}; docs/gates.md lists the fields of each gate.
@@ -190,6 +193,7 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
     if not isinstance(results.get("models"), list) or not results["models"]:
         raise ResultsError(f"{run.results_path}: no graded models in the results")
     model_rec = find_model(results, model)
+    notes = run_refusals(results, str(run.results_path), model_rec, allow)
     if seed is None:
         seed = int(((results.get("suite") or {}).get("bootstrap") or {}).get("seed") or 0)
     base_model = None
@@ -205,6 +209,8 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         else:
             raise GateError(f"{b_run.results_path}: baseline has no model {model_rec['name']!r} and several "
                             f"others ({', '.join(names)}): cannot tell which to compare against")
+        if any(g.max_drop_from_baseline is not None for g in specs):
+            notes += run_refusals(b_results, str(b_run.results_path), base_model, allow, label="baseline")
 
     cache: dict = {}
     out: list[dict] = []
@@ -238,6 +244,9 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
                 if side.signature and ref.signature and side.signature != ref.signature:
                     raise GateError(f"{where}: metric signatures differ between results ({side.signature}) "
                                     f"and baseline ({ref.signature}): the scores are not comparable")
+                note = same_data(side.record, ref.record, where, str(baseline[1].results_path), allow)
+                if note and note not in notes:
+                    notes.append(note)
             prepared.append((spec, side, base, ref))
         except GateError as e:
             problems.append(str(e))
@@ -284,6 +293,8 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         summary += f"; {len(skipped)} skipped (no baseline)"
     if fallback:
         summary += f"; {len(fallback)} without significance test (no per-sample stats)"
+    if notes:
+        summary += "; " + "; ".join(notes)
     for g in out:
         g.pop("short", None)
     return {
@@ -295,6 +306,7 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         "results": str(run.results_path),
         "baseline": str(baseline[1].results_path) if baseline is not None else None,
         "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "allowed": sorted(allow),
     }
 
 

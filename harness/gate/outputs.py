@@ -5,10 +5,11 @@ import os
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Collection, Optional, Union
 
 from harness.gate.evaluation import _checkpoint_label, _fmt, _fmt_p, _fmt_threshold, evaluate_gates
 from harness.gate.specs import GateError, gates_from_results, load_gates_file
+from harness.files import check_output_file
 from harness.results import ResultsError, load_results, write_atomic, write_json
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
@@ -131,19 +132,26 @@ def _write_markdown(text: str, path: Union[str, Path]) -> None:
 def run_gate(results_path: Union[str, Path], baseline_path: Optional[Union[str, Path]] = None,
              gates_path: Optional[Union[str, Path]] = None, junit: Optional[Union[str, Path]] = None,
              markdown: Optional[Union[str, Path]] = None, model: Optional[str] = None, console=None,
-             write_back: bool = True) -> int:
+             write_back: bool = True, errors=None, allow: Collection[str] = ()) -> int:
     """`harness gate`: evaluate, print, write JUnit/Markdown, store verdicts; return the exit code."""
     if console is None:
         from rich.console import Console
 
         console = Console(soft_wrap=True)
+    if errors is None:   # errors never go to stdout, where CI logs keep the table
+        from rich.console import Console
+
+        errors = Console(stderr=True, soft_wrap=True)
     try:
         results, run = load_results(results_path)
         baseline = load_results(baseline_path) if baseline_path else None
         gates = load_gates_file(gates_path) if gates_path else gates_from_results(results, str(run.results_path))
-        verdicts = evaluate_gates(results, run, gates, baseline, model=model)
+        for path, what in ((junit, "--junit output"), (markdown, "--markdown output")):
+            if path:
+                check_output_file(path, what, GateError)
+        verdicts = evaluate_gates(results, run, gates, baseline, model=model, allow=allow)
     except (ResultsError, GateError) as e:
-        console.print(f"error: {e}", style="red", markup=False, highlight=False)
+        errors.print(f"error: {e}", style="red", markup=False, highlight=False)
         bad = _error_verdicts(str(e), results_path)
         try:
             if junit:
@@ -160,7 +168,7 @@ def run_gate(results_path: Union[str, Path], baseline_path: Optional[Union[str, 
         if markdown:
             _write_markdown(render_markdown(verdicts), markdown)
     except OSError as e:
-        console.print(f"error: cannot write gate output: {e}", style="red", markup=False, highlight=False)
+        errors.print(f"error: cannot write gate output: {e}", style="red", markup=False, highlight=False)
         return EXIT_BAD_INPUT
     if write_back:
         stored = {k: v for k, v in verdicts.items()}
@@ -169,7 +177,7 @@ def run_gate(results_path: Union[str, Path], baseline_path: Optional[Union[str, 
         try:
             write_json(run.results_path, results)
         except OSError as e:
-            console.print(f"warning: verdicts not stored in {run.results_path}: {e}", style="yellow",
+            errors.print(f"warning: verdicts not stored in {run.results_path}: {e}", style="yellow",
                           markup=False, highlight=False)
     return EXIT_PASS if verdicts["passed"] else EXIT_FAIL
 

@@ -10,7 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from harness.errors import UserError
-from harness.suite import GateSpec, _format_error, _line_map
+from harness.files import read_text
+from harness.suite import GateSpec, _format_error, _line_map, yaml_load
 
 KINDS = ("min", "max", "max_drop_from_base", "max_drop_from_baseline")
 
@@ -62,9 +63,7 @@ def load_gates_file(path: Union[str, Path]) -> list[GateSpec]:
     """Gates from a YAML or JSON file with a top-level `gates:` list (other keys are ignored,
     so a suite file works too)."""
     p = Path(path)
-    if not p.is_file():
-        raise GateError(f"{p}: gates file not found")
-    text = p.read_text(encoding="utf-8")
+    text = read_text(p, "gates file", GateError)
     if p.suffix.lower() == ".json":
         try:
             raw = json.loads(text)
@@ -72,7 +71,7 @@ def load_gates_file(path: Union[str, Path]) -> list[GateSpec]:
             raise GateError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from None
     else:
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml_load(text)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             raise GateError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML: "
