@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _models_from_args(args, suite):
-    from harness.suite import ModelSpec, SuiteError
+    from harness.suite import ModelSpec, SuiteError, model_dir_problem, model_source_problem
 
     if not args.models:
         return list(suite.models)
@@ -105,6 +105,11 @@ def _models_from_args(args, suite):
         if path is None:
             raise SuiteError(f"--adapter {adapter}: give the base model first (--model PATH --adapter DIR); "
                              f"one --adapter per --model")
+        problem = model_source_problem(path)
+        if problem:
+            raise SuiteError(f"--model {path}: {problem}")
+        if adapter is not None and model_dir_problem(adapter, adapter=True):
+            raise SuiteError(f"--adapter {adapter}: {model_dir_problem(adapter, adapter=True)}")
         if adapter is None:
             path, adapter = _split_adapter_checkpoint(path)
         specs.append(ModelSpec(path=path, adapter=adapter, name=_model_name(adapter or path)))
@@ -120,10 +125,15 @@ def _split_adapter_checkpoint(path: str) -> tuple[str, Optional[str]]:
     d = Path(path)
     if not (d / "adapter_config.json").is_file() or (d / "config.json").is_file():
         return path, None
-    base = json.loads((d / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        from harness.suite import SuiteError
+    from harness.files import read_text
+    from harness.suite import SuiteError
 
+    try:
+        config = json.loads(read_text(d / "adapter_config.json", "adapter config", SuiteError))
+    except json.JSONDecodeError as e:
+        raise SuiteError(f"{d / 'adapter_config.json'}:{e.lineno}: not valid JSON: {e.msg}") from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not base:
         raise SuiteError(f"{path}: a PEFT adapter without base_model_name_or_path: "
                          f"give the base as --model BASE --adapter {path}")
     return base, path

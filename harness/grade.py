@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Backend, Generation
-from harness.data import Example, load_rows
+from harness.data import DataError, Example, load_rows
 from harness.metrics import MetricOptions, build_metrics
 from harness.metrics.options import metric_options_from
 from harness.metrics.base import GradedItem, Metric
@@ -49,10 +49,16 @@ def metric_options(task: TaskSpec, suite: Suite) -> MetricOptions:
 
 
 def load_tasks(suite: Suite) -> list[LoadedTask]:
-    return [
-        LoadedTask(t, load_rows(t.data, suite), build_metrics(t.metrics, metric_options(t, suite)))
-        for t in suite.tasks
-    ]
+    tasks = []
+    for t in suite.tasks:
+        examples = load_rows(t.data, suite)
+        seen: set[str] = set()
+        dup = next((ex.id for ex in examples if ex.id in seen or seen.add(ex.id)), None)
+        if dup is not None:   # samples, predictions and paired tests are keyed by id
+            raise DataError(f"task {t.name}: id {dup!r} appears twice in its data ({examples[0].origin}): "
+                            f"ids must be unique")
+        tasks.append(LoadedTask(t, examples, build_metrics(t.metrics, metric_options(t, suite))))
+    return tasks
 
 
 def data_hash(examples: Sequence[Example]) -> str:

@@ -381,7 +381,8 @@ def _format_error(err: dict, file: str, lines: dict[tuple, int]) -> str:
         owner = _model_at(loc)
         known = [k for k in (owner.model_fields if owner else {}) if k != "base_dir"]
         hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(known)}"
+        fix = (f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(known)}" if known
+               else "it takes no keys: remove it")
         return f"{where}: unknown key '{field}': {fix}"
     if kind == "missing":
         return f"{where}: missing required field '{field}': add it"
@@ -517,7 +518,7 @@ def model_dir_problem(path: str, adapter: bool = False) -> Optional[str]:
     if not p.exists():
         return f"{what} not found: {p}"
     if not p.is_dir():
-        return f"{p} is a file, expected a {what}"
+        return f"{p} is a file, expected {'an adapter' if adapter else 'a model'} directory"
     if not any(p.iterdir()):
         return f"{what} {p} is empty"
     marker = "adapter_config.json" if adapter else "config.json"

@@ -27,7 +27,7 @@ def run_refusals(results: dict, source: str, model: dict, allow: Collection[str]
     notes = []
     status = results.get("status")
     if status != "complete":
-        msg = (f"{source}: the {label} is {status or 'of unknown status'}, not complete: gate a finished run "
+        msg = (f"{source}: the {label} has status {status!r}, not complete: gate a finished run "
                f"(or pass {_flag('incomplete')})")
         if "incomplete" not in allow:
             raise GateError(msg)
