@@ -361,7 +361,8 @@ def _finish(suite, results: dict, run, args, out: Output) -> int:
     if suite.gates:
         from harness.gate import run_gate
 
-        code = run_gate(str(run.results_path), console=out.console, errors=out.errors)
+        allow = {"partial"} if getattr(args, "allow_partial", False) else set()   # asked for by the same user
+        code = run_gate(str(run.results_path), console=out.console, errors=out.errors, allow=allow)
     if not args.no_report:
         _render(run.root, out.console)
     return code

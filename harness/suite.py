@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 import yaml
 from harness.errors import UserError
 from harness.metrics.options import MetricOptions
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 SUITE_SCHEMA_VERSION = 1
 MAX_SYNTHETIC_ROWS = 100_000   # a generator makes ~20,000 rows a minute on one core: more is a typo
@@ -269,6 +269,16 @@ class Suite(_Strict):
     output_dir: str = Field("runs", description="Runs are written to OUTPUT_DIR/NAME-TIMESTAMP.")
     # Where relative paths resolve: the suite file's directory (set by load_suite).
     base_dir: str = Field(".", exclude=True, json_schema_extra={"hidden": True})
+    # The file it came from and where each key sits (set by parse_suite), for later errors.
+    _file: str = PrivateAttr("<suite>")
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    def where(self, *loc) -> str:
+        """'FILE:LINE' of the key at `loc` (or of its nearest parent), for one-line errors."""
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self._lines:
+                return f"{self._file}:{self._lines[loc[:n]]}"
+        return self._file
 
     @model_validator(mode="after")
     def _unique_task_names(self) -> "Suite":
@@ -407,8 +417,10 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
         lines = _line_map(text)
         errors = [_format_error(err, file, lines) for err in e.errors()]
         raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
-    _check_files(suite, file, lines=_line_map(text))
-    _check_early_stopping(suite, file, lines=_line_map(text))
+    lines = _line_map(text)
+    suite._file, suite._lines = file, lines
+    _check_files(suite, file, lines=lines)
+    _check_early_stopping(suite, file, lines=lines)
     _resolve_models(suite)
     return suite
 
@@ -556,22 +568,24 @@ def check_runs_here(suite: Suite, models: Optional[list[ModelSpec]] = None, *, c
     """
     if train and suite.train is not None and not cuda:
         t = suite.train
-        needs_gpu = [(t.precision == "fp16", "train.precision", "fp16 needs a CUDA GPU; use fp32 or bf16 on CPU"),
-                     (t.method == "qlora", "train.method", "qlora needs a CUDA GPU (bitsandbytes 4-bit); "
-                                                         "use method: lora on CPU"),
-                     (t.backend == "unsloth", "train.backend", "unsloth needs a CUDA GPU; use backend: trl"),
-                     (t.optimizer == "adamw_8bit", "train.optimizer", "adamw_8bit needs a CUDA GPU "
-                                                                      "(bitsandbytes); use adamw on CPU")]
+        needs_gpu = [(t.precision == "fp16", "precision", "fp16 needs a CUDA GPU; use fp32 or bf16 on CPU"),
+                     (t.method == "qlora", "method", "qlora needs a CUDA GPU (bitsandbytes 4-bit); "
+                                                     "use method: lora on CPU"),
+                     (t.backend == "unsloth", "backend", "unsloth needs a CUDA GPU; use backend: trl"),
+                     (t.optimizer == "adamw_8bit", "optimizer", "adamw_8bit needs a CUDA GPU "
+                                                                "(bitsandbytes); use adamw on CPU")]
         for bad, field, fix in needs_gpu:
             if bad:
-                raise SuiteError(f"{suite.base_dir}: field '{field}': {fix} (no CUDA GPU on this machine; "
-                                 f"`harness preflight` still plans it for a GPU)")
-    for m in models if models is not None else suite.models:
+                raise SuiteError(f"{suite.where('train', field)}: field 'train.{field}': {fix} (no CUDA GPU on "
+                                 f"this machine; `harness preflight` still plans it for a GPU)")
+    in_suite = models is None
+    for i, m in enumerate(suite.models if in_suite else models):
+        where = f"{suite.where('models', i, 'path')}: model {m.name}" if in_suite else f"--model {m.path}"
         if m.attn_implementation == "flash_attention_2" and not cuda and train:
-            raise SuiteError(f"model {m.name}: attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa")
+            raise SuiteError(f"{where}: attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa")
         problem = hub_offline_problem(m.path)
         if problem:
-            raise SuiteError(f"model {m.name}: {problem}")
+            raise SuiteError(f"{where}: {problem}")
 
 
 def hub_offline_problem(path: str) -> Optional[str]:

@@ -102,3 +102,70 @@ def test_schema_command(tmp_path):
     assert main(["schema", "-o", str(tmp_path / "s.json")]) == 0
     schema = json.loads((tmp_path / "s.json").read_text())
     assert "train" in schema["properties"] and schema["$schema"].endswith("2020-12/schema")
+
+
+def _preds_for(tmp_path: Path) -> Path:
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"task": "en-fr", "id": r["id"], "output": r["completion"]}) + "\n"
+                             for r in ROWS))
+    return preds
+
+
+def _digest(root: Path) -> dict:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_existing_run_is_refused_kept_byte_for_byte_and_replaced_only_with_overwrite(tmp_path, capsys):
+    suite, preds, run = _write_suite(tmp_path, ROWS), _preds_for(tmp_path), tmp_path / "run"
+    grade = ["-q", "grade", str(suite), "--predictions", str(preds), "--run-dir", str(run), "--no-report"]
+    assert main(grade) == 0
+    before = _digest(run)
+    capsys.readouterr()
+    assert main(grade) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {run}: --run-dir is an existing run: pass --resume {run} to continue it or "
+                   f"--overwrite to replace it, or choose another directory")
+    preds.write_text('{"task": "en-fr", "id": "s0", "output": 1}\n')        # a failing --overwrite ...
+    assert main(grade + ["--overwrite"]) == 2
+    assert _digest(run) == before                                            # ... leaves the run as it was
+    _preds_for(tmp_path)
+    (run / "stale.txt").write_text("from the old run")
+    assert main(grade + ["--overwrite"]) == 0
+    assert not (run / "stale.txt").exists() and (run / "results.json").is_file()
+
+
+def test_preflight_plans_gpu_only_settings_that_train_and_grade_refuses_on_this_cpu(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the refusal is for machines without CUDA")
+    suite = _write_suite(tmp_path, ROWS, extra="train: {data: [{path: val.jsonl}], method: qlora, precision: fp16}\n")
+    assert main(["preflight", str(suite), "--gpu-memory", "80GiB"]) == 0     # planned for a GPU: fine
+    capsys.readouterr()
+    assert main(["train-and-grade", str(suite), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {suite}:8: field 'train.precision': fp16 needs a CUDA GPU")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_python_dash_m_harness_and_an_ascii_terminal(tmp_path):
+    """`python -m harness` is the CLI; text an ASCII stdout cannot encode is escaped, not a crash."""
+    import os
+
+    bad = tmp_path / "café" / "results.json"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    p = subprocess.run([sys.executable, "-m", "harness", "gate", str(bad)], capture_output=True, text=True,
+                       env=env, encoding="ascii", errors="replace")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [f"error: {tmp_path}/caf\\xe9/results.json: results file not found"]
+    assert "Traceback" not in p.stderr
+
+
+def test_command_table_lists_every_subcommand():
+    from harness.cli import COMMANDS, _parser
+
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    assert sorted(COMMANDS) == sorted(sub.choices)

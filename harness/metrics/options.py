@@ -148,7 +148,7 @@ def _message(metric: str, model: type[_Options], e: ValidationError) -> str:
         known = ", ".join(f.alias or k for k, f in model.model_fields.items()) or "none"
         return f"{metric}: unknown option(s) {', '.join(unknown)}; known: {known}"
     if err["type"] == "literal_error":
-        choices = err["ctx"]["expected"].replace("'", "")
+        choices = err["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
         return f"{metric}: {field} must be one of {choices}, not {err['input']!r}"
     msg = err["msg"].removeprefix("Value error, ")
     return f"{metric}: {field + ': ' if field else ''}{msg} (got {err.get('input')!r})"
