@@ -100,12 +100,13 @@ def _models_from_args(args, suite):
 
     if not args.models:
         return list(suite.models)
-    specs = []
-    for path, adapter in args.models:
+    for path, adapter in args.models:   # the shape of the arguments first, then what they name
         if path is None:
             raise SuiteError(f"--adapter {adapter}: give the base model first (--model PATH --adapter DIR); "
                              f"one --adapter per --model")
-        problem = model_source_problem(path)
+    specs = []
+    for path, adapter in args.models:
+        problem = None if args.backend == "openai" else model_source_problem(path)
         if problem:
             raise SuiteError(f"--model {path}: {problem}")
         if adapter is not None and model_dir_problem(adapter, adapter=True):
@@ -320,12 +321,32 @@ def grade(args, out: Output) -> int:
     suite = _load_for_run(args.suite, train=False, check_models=False)
     if args.predictions is None and not args.models and not suite.models:
         raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
+    _check_backend(args)
     models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
-    check_runs_here(suite, models, cuda=False, train=False)
+    if args.backend == "openai":
+        pass                         # the model is whatever the server serves under that name
+    elif args.models:
+        check_runs_here(suite, models, cuda=False, train=False)
+    elif args.predictions is None:   # the suite's own models are graded
+        check_runs_here(suite, cuda=False, train=False)
     results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
                                 predictions=args.predictions, endpoint=args.endpoint,
                                 allow_partial=args.allow_partial, overwrite=args.overwrite)
     return _finish(suite, results, run, args, out)
+
+
+def _check_backend(args) -> None:
+    """What the chosen backend needs, before any run directory exists."""
+    import importlib.util
+
+    from harness.suite import SuiteError
+
+    if args.backend == "openai" and not (args.endpoint or os.environ.get("OPENAI_BASE_URL")):
+        raise SuiteError("backend openai needs --endpoint URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:8000")
+    if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise SuiteError("backend vllm is not installed: pip install 'harness[vllm]' (needs CUDA)")
+    if args.endpoint and args.backend != "openai":
+        raise SuiteError(f"--endpoint is for --backend openai (the backend is {args.backend})")
 
 
 COMMANDS: dict[str, Callable[[Any, Output], int]] = {

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 from harness.backends.base import Backend, Generation
 from harness.data import DataError, Example, load_rows
 from harness.metrics import MetricOptions, build_metrics
-from harness.metrics.options import metric_options_from
+from harness.metric_options import metric_options_from
 from harness.metrics.base import GradedItem, Metric
 from harness.metrics.bootstrap import bootstrap_ci
 from harness.results import RunDir, write_jsonl

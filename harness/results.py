@@ -140,6 +140,12 @@ def load_results(path: str | Path) -> tuple[dict, RunDir]:
             isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("epochs", []), list)
             for m in results.get("models", [])):
         raise ResultsError(f"{p}: field 'models' is not a list of {{name, epochs}} records: the file is damaged")
+    for m in results.get("models", []):
+        for e in m.get("epochs", []):
+            if not (isinstance(e, dict) and isinstance(e.get("epoch"), int) and isinstance(e.get("tasks", {}), dict)
+                    and all(isinstance(t, dict) for t in e.get("tasks", {}).values())):
+                raise ResultsError(f"{p}: model {m['name']!r}: an epoch record is not {{epoch, tasks}}: "
+                                   f"the file is damaged")
     return results, RunDir(p.parent)
 
 

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import string
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from harness.errors import UserError
-from harness.metrics.options import MetricOptions
+from harness.errors import SuiteError, UserError  # noqa: F401  (SuiteError: imported from here too)
+from harness.metric_options import MetricOptions
+from harness.suite_checks import (  # noqa: F401  (re-exported: the CLI and pipeline import them from here)
+    check_runs_here, hub_offline_problem, looks_local, model_dir_problem, model_source_problem, read_json_schema,
+)
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 SUITE_SCHEMA_VERSION = 1
 MAX_SYNTHETIC_ROWS = 100_000   # a generator makes ~20,000 rows a minute on one core: more is a typo
 DIRECTION = re.compile(r"^[A-Za-z]{2,3}(_[A-Za-z]+)?-[A-Za-z]{2,3}(_[A-Za-z]+)?$")
 PROMPT_FIELDS = ("src_name", "tgt_name", "source")
-
-
-class SuiteError(UserError, ValueError):
-    """A user-facing configuration error; str() is the whole one-line message."""
 
 
 class _Strict(BaseModel):
@@ -146,14 +144,14 @@ class TrainSpec(_Strict):
     data: list[DataSpec] = Field(..., min_length=1)
     method: Literal["full", "lora", "qlora"] = "full"
     backend: Literal["trl", "unsloth"] = "trl"
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(3, ge=1, le=1000)
     lr: float = Field(2e-4, gt=0)
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
-    max_seq_len: int = Field(512, ge=8)
+    max_seq_len: int = Field(512, ge=8, le=1_048_576)
     optimizer: Literal["adamw", "adamw_8bit", "sgd", "adafactor"] = "adamw"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
@@ -176,8 +174,8 @@ METRIC_NAMES = (
 
 
 class GenerationSpec(_Strict):
-    max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(32, ge=1)
+    max_new_tokens: int = Field(64, ge=1, le=32_768)
+    batch_size: int = Field(32, ge=1, le=4096)
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -189,7 +187,7 @@ class TaskSpec(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "perplexity", "usability"])
     metric_options: MetricOptions = Field(
         default_factory=MetricOptions, description="Per-metric options, e.g. {rouge: {tokenizer: char}}; "
-                                                   "one typed model per metric (harness/metrics/options.py)."
+                                                   "one typed model per metric (harness/metric_options.py)."
     )
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     json_schema: Optional[str] = Field(None, description="JSON Schema file for json_validity.")
@@ -215,7 +213,7 @@ class ForgettingSpec(_Strict):
         default_factory=lambda: {"perplexity": 0.5, "loss": 0.05},
         description="Per-metric thresholds that replace `threshold`, e.g. {perplexity: 0.5}.")
     confidence: float = Field(0.95, gt=0, lt=1, description="One-sided paired bootstrap: p < 1 - confidence.")
-    samples: int = Field(1000, ge=100, description="Bootstrap resamples for the paired tests.")
+    samples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the paired tests.")
 
 
 class AuditSpec(_Strict):
@@ -247,7 +245,7 @@ class GateSpec(_Strict):
 
 
 class BootstrapSpec(_Strict):
-    samples: int = Field(1000, ge=0, description="Bootstrap resamples for 95% CIs (0 disables).")
+    samples: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples for 95% CIs (0 disables).")
     seed: int = 0
 
 
@@ -499,118 +497,6 @@ def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
             if not q.is_dir():
                 fail(("output_dir",), f"{q} is a file, expected a directory")
             break
-
-
-def read_json_schema(path: Path) -> Any:
-    """A JSON Schema file, parsed and checked against Draft 2020-12 (SuiteError when not)."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
-    from harness.files import read_text
-
-    text = read_text(path, "JSON Schema file", SuiteError)
-    try:
-        schema = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SuiteError(f"{path}:{e.lineno}: JSON Schema file is not valid JSON: {e.msg}") from None
-    if not isinstance(schema, (dict, bool)):
-        raise SuiteError(f"{path}: a JSON Schema is an object (or true/false), not {type(schema).__name__}")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as e:
-        raise SuiteError(f"{path}: not a valid Draft 2020-12 JSON Schema: {e.message}"
-                         f" at {e.json_path}") from None
-    return schema
-
-
-def model_dir_problem(path: str, adapter: bool = False) -> Optional[str]:
-    """Why a local model (or adapter) directory cannot be loaded, or None."""
-    p = Path(path)
-    what = "adapter directory" if adapter else "model directory"
-    if not p.exists():
-        return f"{what} not found: {p}"
-    if not p.is_dir():
-        return f"{p} is a file, expected {'an adapter' if adapter else 'a model'} directory"
-    if not any(p.iterdir()):
-        return f"{what} {p} is empty"
-    marker = "adapter_config.json" if adapter else "config.json"
-    if not (p / marker).is_file() and not (not adapter and (p / "adapter_config.json").is_file()):
-        return f"{p} holds no {'PEFT adapter' if adapter else 'model'} (no {marker})"
-    return None
-
-
-def model_source_problem(path: str) -> Optional[str]:
-    """Why a model path (built-in name, local directory or hub id) is wrong, or None. Whether a
-    hub id can be downloaded is the machine's question: see `check_runs_here`."""
-    from harness.builtin import BUILTIN_PREFIX, RECIPES
-
-    if path.startswith(BUILTIN_PREFIX):
-        name = path[len(BUILTIN_PREFIX):]
-        if name not in RECIPES:
-            hint = difflib.get_close_matches(name, RECIPES, n=1)
-            return (f"unknown built-in model {name!r}"
-                    + (f"; did you mean 'builtin:{hint[0]}'?" if hint else f"; available: {', '.join(RECIPES)}"))
-        return None
-    if looks_local(path) or Path(path).is_dir():
-        return model_dir_problem(path)
-    if not re.match(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$", path) or ".." in path:
-        return f"{path!r} is neither a local directory nor a hub id (ORG/NAME)"
-    return None
-
-
-def check_runs_here(suite: Suite, models: Optional[list[ModelSpec]] = None, *, cuda: bool,
-                    train: bool) -> None:
-    """Conflicts between the suite and this machine, for the commands that train or grade here.
-
-    `harness preflight` plans for a GPU the job has not got yet, so these are not checked when
-    a suite loads for preflight; `train-and-grade`, `grade` and `audit` call this right after
-    loading, before any run directory exists.
-    """
-    if train and suite.train is not None and not cuda:
-        t = suite.train
-        needs_gpu = [(t.precision == "fp16", "precision", "fp16 needs a CUDA GPU; use fp32 or bf16 on CPU"),
-                     (t.method == "qlora", "method", "qlora needs a CUDA GPU (bitsandbytes 4-bit); "
-                                                     "use method: lora on CPU"),
-                     (t.backend == "unsloth", "backend", "unsloth needs a CUDA GPU; use backend: trl"),
-                     (t.optimizer == "adamw_8bit", "optimizer", "adamw_8bit needs a CUDA GPU "
-                                                                "(bitsandbytes); use adamw on CPU")]
-        for bad, field, fix in needs_gpu:
-            if bad:
-                raise SuiteError(f"{suite.where('train', field)}: field 'train.{field}': {fix} (no CUDA GPU on "
-                                 f"this machine; `harness preflight` still plans it for a GPU)")
-    in_suite = models is None
-    for i, m in enumerate(suite.models if in_suite else models):
-        where = f"{suite.where('models', i, 'path')}: model {m.name}" if in_suite else f"--model {m.path}"
-        if m.attn_implementation == "flash_attention_2" and not cuda and train:
-            raise SuiteError(f"{where}: attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa")
-        problem = hub_offline_problem(m.path)
-        if problem:
-            raise SuiteError(f"{where}: {problem}")
-
-
-def hub_offline_problem(path: str) -> Optional[str]:
-    """A hub id asked for while HF_HUB_OFFLINE is set and not in the local cache."""
-    from harness.builtin import BUILTIN_PREFIX
-
-    if path.startswith(BUILTIN_PREFIX) or looks_local(path) or Path(path).is_dir():
-        return None
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes", "on"):
-        return None
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        cached = try_to_load_from_cache(path, "config.json")
-    except Exception:   # an id the hub library rejects: not cached either
-        cached = None
-    if isinstance(cached, str):
-        return None
-    return (f"{path!r} is a hub id, not in the local cache, and HF_HUB_OFFLINE is set: download it "
-            f"first (huggingface-cli download {path}) or give a local directory")
-
-
-def looks_local(path: str) -> bool:
-    """A model path that names a directory (not a hub id like 'Qwen/Qwen3-0.6B' or 'builtin:...')."""
-    return path.startswith((".", "/", "~")) or path.count("/") > 1
 
 
 def _resolve_models(suite: Suite) -> None:

@@ -203,6 +203,10 @@ SUITE_DEFECTS = [
      "unknown placeholder"),
     ("synthetic-huge", _replace("{path: val.jsonl}", "{synthetic: {n: 100000000, split: val}}"),
      "less than or equal to 100000"),
+    ("bootstrap-huge", _replace("output_dir: runs", "output_dir: runs\nbootstrap: {samples: 1000000000}"),
+     "less than or equal to 100000"),
+    ("max-new-tokens-huge", _replace(METRICS, METRICS + "    generation: {max_new_tokens: 100000000}\n"),
+     "less than or equal to 32768"),
     ("synthetic-direction", _replace("{path: val.jsonl}", "{synthetic: {n: 4, direction: de-en}}"),
      "synthetic.direction"),
     ("builtin-unknown", _replace("builtin:tiny-translator", "builtin:tiny-translater"),
@@ -306,6 +310,9 @@ MODEL_ARG_DEFECTS = [
     ("model-arg-hub-offline", ["--model", "SomeOrg/not-cached-model"], "HF_HUB_OFFLINE"),
     ("model-arg-garbage", ["--model", "what is this?"], "neither a local directory nor a hub id"),
     ("adapter-first", ["--adapter", "./lora"], "give the base model first"),
+    ("openai-no-endpoint", ["--model", "served-name", "--backend", "openai"], "backend openai needs --endpoint"),
+    ("endpoint-without-openai", ["--model", "builtin:tiny-translator", "--endpoint", "http://127.0.0.1:9"],
+     "--endpoint is for --backend openai"),
     ("adapter-arg-missing", ["--model", "builtin:tiny-translator", "--adapter", "./lora-none"], "adapter directory not found"),
     ("adapter-arg-file", ["--model", "builtin:tiny-translator", "--adapter", "TRAIN"], "is a file, expected an adapter directory"),
 ]
@@ -341,6 +348,10 @@ GATE_DEFECTS = [
      "newer than this harness reads"),
     ("results-models-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r.update(models={"a": 1})), ["gate", str(ws.run)])[1],
      "field 'models' is not a list"),
+    ("results-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0].update(epochs=[3])),
+                                          ["gate", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
+    ("report-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0].update(tasks=[1])),
+                                         ["report", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
     ("results-a-list", lambda ws: (_write("run/results.json", "[]")(ws), ["gate", str(ws.run)])[1], "no schema_version"),
     ("baseline-missing", lambda ws: ["gate", str(ws.run), "--baseline", ws.p("nobase")], "results file not found"),
     ("gates-file-missing", lambda ws: ["gate", str(ws.run), "--gates", ws.p("nogates.yaml")], "gates file not found"),
@@ -439,6 +450,7 @@ def test_the_catalogue_is_large():
 @pytest.mark.parametrize("edit, make_argv, words", CASES)
 def test_bad_input_is_one_line_on_stderr_exit_2_and_changes_nothing(tmp_path, monkeypatch, capsys, edit, make_argv, words):
     monkeypatch.chdir(tmp_path)          # relative output_dir and compare.html land in the workspace
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     ws = Workspace(tmp_path)
     if edit is not None:
         edit(ws)

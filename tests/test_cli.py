@@ -169,3 +169,13 @@ def test_command_table_lists_every_subcommand():
 
     sub = next(a for a in _parser()._actions if a.dest == "command")
     assert sorted(COMMANDS) == sorted(sub.choices)
+
+
+def test_a_suite_name_never_escapes_output_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    suite = _write_suite(tmp_path, ROWS)
+    suite.write_text(suite.read_text().replace("name: p\n", "name: ../../escaped/p\n"))
+    assert main(["-q", "grade", str(suite), "--predictions", str(_preds_for(tmp_path)), "--no-report"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("escaped_p-") and (run / "results.json").is_file()
+    assert not (tmp_path.parent / "escaped").exists()

@@ -1,11 +1,11 @@
-"""Metric options as one typed model per metric (harness/metrics/options.py), checked when the suite loads."""
+"""Metric options as one typed model per metric (harness/metric_options.py), checked when the suite loads."""
 from __future__ import annotations
 
 import pytest
 import yaml
 
 from harness.metrics import build_metrics, metric_for
-from harness.metrics.options import (
+from harness.metric_options import (
     BleuOptions, ExactMatchOptions, MetricOptions, RougeOptions, metric_options_from, options_for,
 )
 from harness.suite import SuiteError, dump_suite, parse_suite

@@ -1,6 +1,6 @@
 """Metric registry: one visible dict from the suite's metric name to a factory.
 
-A factory takes the task's typed options for that metric (harness/metrics/options.py; a plain
+A factory takes the task's typed options for that metric (harness/metric_options.py; a plain
 dict is validated into them) and returns the metric objects it produces (ROUGE yields rouge1/rouge2/rougeL; JSON validity yields json_valid and
 json_schema_valid). Add a metric: write a module with a factory, add one line here.
 """
@@ -10,7 +10,7 @@ from typing import Any, Callable, Union
 
 from harness.metrics import exact_match, json_validity, perplexity, rouge, translation, usability
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metrics.options import MetricOptions, metric_options_from
+from harness.metric_options import MetricOptions, metric_options_from
 
 REGISTRY: dict[str, Callable[[Any], list[Metric]]] = {
     "bleu": translation.bleu,

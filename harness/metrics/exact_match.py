@@ -25,7 +25,7 @@ import unicodedata
 from typing import Optional, Sequence
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metrics.options import ExactMatchOptions, options_for
+from harness.metric_options import ExactMatchOptions, options_for
 
 MODES = ("text", "number")
 DEFAULT_TOL = 1e-6

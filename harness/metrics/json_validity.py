@@ -36,7 +36,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metrics.options import JsonValidityOptions, options_for
+from harness.metric_options import JsonValidityOptions, options_for
 
 ACCEPT = ("object", "fenced", "any")
 DEFAULT_MAX_CHARS = 100_000

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.metrics.base import GradedItem, Metric
-from harness.metrics.options import NoOptions, options_for
+from harness.metric_options import NoOptions, options_for
 
 
 class Perplexity(Metric):

@@ -31,7 +31,7 @@ import unicodedata
 from rouge_score.rouge_scorer import RougeScorer
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metrics.options import RougeOptions, options_for
+from harness.metric_options import RougeOptions, options_for
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 TOKENIZERS = ("default", "char")

@@ -11,7 +11,7 @@ import numpy as np
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from harness.metrics.base import GradedItem, Metric
-from harness.metrics.options import BleuOptions, ChrfOptions, TerOptions, options_for
+from harness.metric_options import BleuOptions, ChrfOptions, TerOptions, options_for
 
 
 class _Sacrebleu(Metric):

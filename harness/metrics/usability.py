@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Sequence
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metrics.options import NoOptions, options_for
+from harness.metric_options import NoOptions, options_for
 
 MIN_REPEATS = 4
 MAX_REPEAT_SHARE = 0.5
