@@ -323,12 +323,11 @@ def grade(args, out: Output) -> int:
         raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
     _check_backend(args)
     models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
-    if args.backend == "openai":
-        pass                         # the model is whatever the server serves under that name
-    elif args.models:
-        check_runs_here(suite, models, cuda=False, train=False)
-    elif args.predictions is None:   # the suite's own models are graded
-        check_runs_here(suite, cuda=False, train=False)
+    if args.backend != "openai":     # for openai the model is whatever the server serves under that name
+        if args.models:
+            check_runs_here(suite, models, cuda=False, train=False)
+        elif args.predictions is None:   # the suite's own models are graded
+            check_runs_here(suite, cuda=False, train=False)
     results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
                                 predictions=args.predictions, endpoint=args.endpoint,
                                 allow_partial=args.allow_partial, overwrite=args.overwrite)

@@ -350,8 +350,6 @@ GATE_DEFECTS = [
      "field 'models' is not a list"),
     ("results-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0].update(epochs=[3])),
                                           ["gate", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
-    ("report-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0].update(tasks=[1])),
-                                         ["report", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
     ("results-a-list", lambda ws: (_write("run/results.json", "[]")(ws), ["gate", str(ws.run)])[1], "no schema_version"),
     ("baseline-missing", lambda ws: ["gate", str(ws.run), "--baseline", ws.p("nobase")], "results file not found"),
     ("gates-file-missing", lambda ws: ["gate", str(ws.run), "--gates", ws.p("nogates.yaml")], "gates file not found"),
@@ -391,6 +389,8 @@ REPORT_DEFECTS = [
     ("report-run-latin1", lambda ws: (_write("run/results.json", b'{"a": "\xe9"}')(ws), ["report", str(ws.run)])[1], "not UTF-8"),
     ("report-out-dir", lambda ws: ((ws.root / "outdir").mkdir(), ["report", str(ws.run), "-o", ws.p("outdir")])[1], "is a directory"),
     ("report-out-under-file", lambda ws: ["report", str(ws.run), "-o", ws.p("train.jsonl/r.html")], "is a file"),
+    ("report-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0].update(tasks=[1])),
+                                         ["report", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
     ("report-second-run-missing", lambda ws: ["report", str(ws.run), ws.p("nope")], "results file not found"),
 ]
 
