@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 EXIT_OK = 0
 
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--force", action="store_true", help="train even when preflight says it will not fit; "
                                                          "with --resume: resume a run last seen on another host")
     tg.add_argument("--gpu-memory", help="memory budget for the preflight check")
+    tg.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     tg.add_argument("--no-report", action="store_true")
 
     gr = sub.add_parser("grade", help="grade checkpoints, adapters or a predictions file without training")
@@ -62,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--backend", choices=["transformers", "vllm", "openai"],
                     help="default: the suite's grading.backend (transformers unless set)")
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
+    gr.add_argument("--allow-partial", action="store_true",
+                    help="grade a predictions file that lacks some task ids (coverage is recorded and gated)")
     gr.add_argument("--run-dir")
+    gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
 
     ga = sub.add_parser("gate", help="CI regression gate: exit 0 pass, 1 fail, 2 bad input")
@@ -72,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     ga.add_argument("--junit", help="write JUnit XML here")
     ga.add_argument("--markdown", help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     ga.add_argument("--model", help="which model of the results to gate (default: the first)")
+    ga.add_argument("--allow-incomplete", action="store_true", help="gate a run whose status is not complete")
+    ga.add_argument("--allow-different-data", action="store_true",
+                    help="compare with a baseline graded on different items or references")
+    ga.add_argument("--allow-overridden-references", action="store_true",
+                    help="gate predictions that brought their own references")
+    ga.add_argument("--allow-partial", action="store_true",
+                    help="gate predictions that covered only part of a task")
 
     rp = sub.add_parser("report", help="re-render report.html from run directories (several: a comparison)")
     rp.add_argument("runs", nargs="+")
@@ -99,15 +111,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _models_from_args(args, suite):
-    from harness.suite import ModelSpec, SuiteError
+    from harness.suite import ModelSpec, SuiteError, model_dir_problem, model_source_problem
 
     if not args.models:
         return list(suite.models)
-    specs = []
-    for path, adapter in args.models:
+    for path, adapter in args.models:   # the shape of the arguments first, then what they name
         if path is None:
             raise SuiteError(f"--adapter {adapter}: give the base model first (--model PATH --adapter DIR); "
                              f"one --adapter per --model")
+    specs = []
+    for path, adapter in args.models:
+        problem = None if args.backend == "openai" else model_source_problem(path)
+        if problem:
+            raise SuiteError(f"--model {path}: {problem}")
+        if adapter is not None and model_dir_problem(adapter, adapter=True):
+            raise SuiteError(f"--adapter {adapter}: {model_dir_problem(adapter, adapter=True)}")
         if adapter is None:
             path, adapter = _split_adapter_checkpoint(path)
         specs.append(ModelSpec(path=path, adapter=adapter, name=_model_name(adapter or path)))
@@ -123,10 +141,15 @@ def _split_adapter_checkpoint(path: str) -> tuple[str, Optional[str]]:
     d = Path(path)
     if not (d / "adapter_config.json").is_file() or (d / "config.json").is_file():
         return path, None
-    base = json.loads((d / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        from harness.suite import SuiteError
+    from harness.files import read_text
+    from harness.suite import SuiteError
 
+    try:
+        config = json.loads(read_text(d / "adapter_config.json", "adapter config", SuiteError))
+    except json.JSONDecodeError as e:
+        raise SuiteError(f"{d / 'adapter_config.json'}:{e.lineno}: not valid JSON: {e.msg}") from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not base:
         raise SuiteError(f"{path}: a PEFT adapter without base_model_name_or_path: "
                          f"give the base as --model BASE --adapter {path}")
     return base, path
@@ -230,93 +253,223 @@ def _colour(status: str) -> str:
     return {"pass": "green", "warn": "yellow", "fail": "red"}.get(status, "white")
 
 
+# ----------------------------------------------------------------------------- commands
+@dataclass
+class Output:
+    """Where a command writes: results on `console` (stdout), errors on `errors` (stderr)."""
+
+    console: Any
+    errors: Any
+    log: Callable[[str], None]
+
+
+def schema(args, out: Output) -> int:
+    import json
+
+    from harness.suite import suite_json_schema
+
+    text = json.dumps(suite_json_schema(), indent=2) + "\n"
+    if args.output:
+        from harness.files import check_output_file
+        from harness.results import write_atomic
+
+        write_atomic(check_output_file(args.output, "schema output"), text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def preflight(args, out: Output) -> int:
+    from harness.memory import run_preflight
+    from harness.suite import load_suite
+
+    # No machine checks: preflight plans for the GPU the job will run on, not for this machine.
+    return run_preflight(load_suite(args.suite), args.gpu_memory, args.json, out.console)
+
+
+def gate(args, out: Output) -> int:
+    from harness.gate import run_gate
+
+    return run_gate(args.results, baseline_path=args.baseline, gates_path=args.gates, junit=args.junit,
+                    markdown=args.markdown, model=args.model, console=out.console, errors=out.errors,
+                    allow=_gate_allowances(args))
+
+
+def report(args, out: Output) -> int:
+    from harness.files import check_output_file
+    from harness.results import load_results
+    from reports.html import render_report
+
+    runs = [Path(r) for r in args.runs]
+    for r in runs:
+        load_results(r)   # every run readable before anything is written
+    target = Path(args.output) if args.output else None
+    check_output_file(target or (runs[0] / "report.html" if len(runs) == 1 else Path("compare.html")),
+                      "report output")
+    path = render_report(runs, target)
+    from harness.results import run_state
+
+    for r in runs:
+        state = run_state(load_results(r)[0])
+        if state.status != "complete":
+            out.console.print(f"{r}: {state.status}: {state.detail or 'partial'}", markup=False, highlight=False)
+    out.console.print(f"report: {path}")
+    return EXIT_OK
+
+
+def audit(args, out: Output) -> int:
+    suite = _load_for_run(args.suite, train=False)
+    if args.json:
+        from harness.files import check_output_file
+
+        check_output_file(args.json, "--json output")
+    return _audit(suite, args.json, out.log, out.console)
+
+
+def train_and_grade(args, out: Output) -> int:
+    from harness.pipeline import train_and_grade as run_training
+
+    from harness.suite import SuiteError
+
+    suite = _load_for_run(args.suite, train=True)
+    if args.resume and args.run_dir and Path(args.run_dir).resolve() != Path(args.resume).resolve():
+        raise SuiteError(f"--run-dir {args.run_dir} and --resume {args.resume}: --resume continues "
+                         f"the run in its own directory; give only --resume")
+    if args.resume and args.overwrite:
+        raise SuiteError(f"--resume {args.resume} and --overwrite: resume continues the run, overwrite replaces it; "
+                         f"give one")
+    results, run = run_training(suite, log=out.log, force=args.force, run_dir=args.run_dir,
+                                gpu_memory=args.gpu_memory, overwrite=args.overwrite, resume=args.resume)
+    return _finish(suite, results, run, args, out)
+
+
+def grade(args, out: Output) -> int:
+    from harness.pipeline import grade_models
+    from harness.suite import SuiteError, check_runs_here
+
+    suite = _load_for_run(args.suite, train=False, check_models=False)
+    args.backend = args.backend or suite.grading.backend
+    if args.predictions is None and not args.models and not suite.models:
+        raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
+    _check_backend(args)
+    models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
+    if args.backend != "openai":     # for openai the model is whatever the server serves under that name
+        if args.models:
+            check_runs_here(suite, models, cuda=False, train=False)
+        elif args.predictions is None:   # the suite's own models are graded
+            check_runs_here(suite, cuda=False, train=False)
+    results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
+                                predictions=args.predictions, endpoint=args.endpoint,
+                                allow_partial=args.allow_partial, overwrite=args.overwrite)
+    return _finish(suite, results, run, args, out)
+
+
+def data(args, out: Output) -> int:
+    from harness.dataprep.commands import data_build, data_check
+
+    if args.data_command == "build":
+        return data_build(args.recipe, args.out, out.console, out.log)
+    return data_check(args.target, args.tokenizer, args.max_seq_len, args.json, out.console, out.log)
+
+
+def _check_backend(args) -> None:
+    """What the chosen backend needs, before any run directory exists."""
+    import importlib.util
+
+    from harness.suite import SuiteError
+
+    if args.backend == "openai" and not (args.endpoint or os.environ.get("OPENAI_BASE_URL")):
+        raise SuiteError("backend openai needs --endpoint URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:8000")
+    if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise SuiteError("backend vllm is not installed: pip install 'harness[vllm]' (needs CUDA)")
+    if args.endpoint and args.backend != "openai":
+        raise SuiteError(f"--endpoint is for --backend openai (the backend is {args.backend})")
+
+
+COMMANDS: dict[str, Callable[[Any, Output], int]] = {
+    "preflight": preflight,
+    "audit": audit,
+    "train-and-grade": train_and_grade,
+    "grade": grade,
+    "gate": gate,
+    "report": report,
+    "schema": schema,
+    "data": data,
+}
+
+
+def _load_for_run(path: str, train: bool, check_models: bool = True):
+    """The suite, checked against this machine (the commands that run here, unlike preflight)."""
+    from harness.suite import check_runs_here, load_suite
+
+    suite = load_suite(path)
+    _prepare_suite_models(suite)
+    if check_models or train:
+        cuda = False
+        if train and suite.train is not None:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        check_runs_here(suite, cuda=cuda, train=train)
+    return suite
+
+
+def _finish(suite, results: dict, run, args, out: Output) -> int:
+    _summary(results, out.console)
+    code = EXIT_OK
+    if suite.gates:
+        from harness.gate import run_gate
+
+        allow = {"partial"} if getattr(args, "allow_partial", False) else set()   # asked for by the same user
+        code = run_gate(str(run.results_path), console=out.console, errors=out.errors, allow=allow)
+    if not args.no_report:
+        _render(run.root, out.console)
+    return code
+
+
+def _gate_allowances(args) -> set[str]:
+    return {name for name, flag in (("incomplete", args.allow_incomplete), ("different-data", args.allow_different_data),
+                                    ("overridden-references", args.allow_overridden_references),
+                                    ("partial", args.allow_partial)) if flag}
+
+
+def _safe_streams() -> None:
+    """Text the terminal's encoding cannot show (a French accent on an ASCII stdout) is
+    escaped, never a UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):   # not a TextIOWrapper (pytest's capture, StringIO)
+            pass
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _safe_streams()
     args = _parser().parse_args(argv)
     from rich.console import Console
 
     console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     log = (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, markup=False, highlight=False))
     from harness.errors import DoesNotFit, UserError
-    from harness.suite import SuiteError, load_suite
 
     try:
-        if args.command == "schema":
-            import json
-
-            from harness.suite import suite_json_schema
-
-            text = json.dumps(suite_json_schema(), indent=2) + "\n"
-            if args.output:
-                Path(args.output).write_text(text)
-            else:
-                sys.stdout.write(text)
-            return EXIT_OK
-        if args.command == "preflight":
-            from harness.memory import run_preflight
-
-            return run_preflight(load_suite(args.suite), args.gpu_memory, args.json, console)
-        if args.command == "gate":
-            from harness.gate import run_gate
-
-            return run_gate(args.results, baseline_path=args.baseline, gates_path=args.gates,
-                            junit=args.junit, markdown=args.markdown, model=args.model, console=console)
-        if args.command == "data":
-            from harness.dataprep.commands import data_build, data_check
-
-            if args.data_command == "build":
-                return data_build(args.recipe, args.out, console, log)
-            return data_check(args.target, args.tokenizer, args.max_seq_len, args.json, console, log)
-        if args.command == "report":
-            from reports.html import render_report
-
-            from harness.results import load_results, run_state
-
-            out = render_report([Path(r) for r in args.runs], Path(args.output) if args.output else None)
-            for r in args.runs:
-                state = run_state(load_results(r)[0])
-                if state.status != "complete":
-                    console.print(f"{r}: {state.status}: {state.detail or 'partial'}", markup=False, highlight=False)
-            console.print(f"report: {out}")
-            return EXIT_OK
-        suite = load_suite(args.suite)
-        _prepare_suite_models(suite)
-        if args.command == "audit":
-            return _audit(suite, args.json, log, console)
-        if args.command == "train-and-grade":
-            from harness.pipeline import train_and_grade
-
-            if args.resume and args.run_dir and Path(args.run_dir).resolve() != Path(args.resume).resolve():
-                raise SuiteError(f"--run-dir {args.run_dir} and --resume {args.resume}: --resume continues "
-                                 f"the run in its own directory; give only --resume")
-            results, run = train_and_grade(suite, log=log, force=args.force, run_dir=args.run_dir,
-                                           gpu_memory=args.gpu_memory, resume=args.resume)
-        else:
-            from harness.pipeline import grade_models
-
-            if args.predictions is None and not args.models and not suite.models:
-                raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
-            models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
-            results, run = grade_models(suite, models, log=log, run_dir=args.run_dir,
-                                        backend_name=args.backend or suite.grading.backend,
-                                        predictions=args.predictions,
-                                        endpoint=args.endpoint)
-        _summary(results, console)
-        code = EXIT_OK
-        if suite.gates:
-            from harness.gate import run_gate
-
-            code = run_gate(str(run.results_path), console=console)
-        if not args.no_report:
-            _render(run.root, console)
-        return code
+        return COMMANDS[args.command](args, Output(console, errors, log))
     except UserError as e:
         label = "does not fit" if isinstance(e, DoesNotFit) else "error"
-        errors.print(f"{label}: {e}", markup=False, highlight=False, style="red", soft_wrap=True)
+        errors.print(f"{label}: {_one_line(str(e))}", markup=False, highlight=False, style="red", soft_wrap=True)
         return e.exit_code
+    except (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError, UnicodeDecodeError) as e:
+        # A path of the user's that no check above foresaw: still one line, still exit 2.
+        errors.print(f"error: {_one_line(str(e))}", markup=False, highlight=False, style="red", soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         errors.print("interrupted: graded epochs are kept in the run directory", style="yellow")
         return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ raise `DataError` naming the file and line.
 """
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -49,8 +48,11 @@ class Example:
         return next((m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+def _lines(path: Path) -> Iterable[str]:
+    """Lines of a data file (gzipped when .gz); not UTF-8 or corrupt gzip is a DataError at its line."""
+    from harness.files import iter_lines
+
+    return iter_lines(path, "data file", DataError)
 
 
 def _check_messages(messages: Any, where: str) -> list[dict]:
@@ -102,41 +104,43 @@ def _translation_messages(spec: DataSpec, src: str, tgt: str, direction: str) ->
 
 
 def _load_jsonl(spec: DataSpec, path: Path) -> Iterable[Example]:
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: each line must be a JSON object")
-            yield Example(
-                id=str(row.get("id", f"{path.stem}-{lineno:06d}")),
-                messages=row_to_messages(row, where, spec.system),
-                origin=str(path),
-                meta={k: v for k, v in row.items() if k not in ("messages", "prompt", "completion", "id")},
-            )
+    for lineno, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            raise DataError(f"{where}: JSON nested too deeply") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: each line must be a JSON object")
+        if "id" in row and (isinstance(row["id"], bool) or not isinstance(row["id"], (str, int))):
+            raise DataError(f"{where}: field 'id' must be a string or an integer, not {json.dumps(row['id'])[:40]}")
+        yield Example(
+            id=str(row.get("id", f"{path.stem}-{lineno:06d}")),
+            messages=row_to_messages(row, where, spec.system),
+            origin=str(path),
+            meta={k: v for k, v in row.items() if k not in ("messages", "prompt", "completion", "id")},
+        )
 
 
 def _load_parallel(spec: DataSpec, src_path: Path, tgt_path: Path) -> Iterable[Example]:
-    with _open_text(src_path) as fs, _open_text(tgt_path) as ft:
-        for lineno, (src, tgt) in enumerate(zip_longest(fs, ft), 1):
-            if src is None or tgt is None:
-                longer = src_path if tgt is None else tgt_path
-                raise DataError(f"{longer}:{lineno}: parallel files differ in length (extra line here)")
-            src, tgt = src.rstrip("\n"), tgt.rstrip("\n")
-            if not src.strip() or not tgt.strip():
-                side = src_path if not src.strip() else tgt_path
-                raise DataError(f"{side}:{lineno}: empty line in parallel data (both files must align line by line)")
-            yield Example(
-                id=f"{spec.direction}-{lineno:06d}",
-                messages=_translation_messages(spec, src, tgt, spec.direction),
-                origin=f"{src_path}|{tgt_path}",
-                meta={"direction": spec.direction},
-            )
+    for lineno, (src, tgt) in enumerate(zip_longest(_lines(src_path), _lines(tgt_path)), 1):
+        if src is None or tgt is None:
+            longer = src_path if tgt is None else tgt_path
+            raise DataError(f"{longer}:{lineno}: parallel files differ in length (extra line here)")
+        src, tgt = src.rstrip("\n"), tgt.rstrip("\n")
+        if not src.strip() or not tgt.strip():
+            side = src_path if not src.strip() else tgt_path
+            raise DataError(f"{side}:{lineno}: empty line in parallel data (both files must align line by line)")
+        yield Example(
+            id=f"{spec.direction}-{lineno:06d}",
+            messages=_translation_messages(spec, src, tgt, spec.direction),
+            origin=f"{src_path}|{tgt_path}",
+            meta={"direction": spec.direction},
+        )
 
 
 def _load_hf(spec: DataSpec) -> Iterable[Example]:
@@ -146,7 +150,12 @@ def _load_hf(spec: DataSpec) -> Iterable[Example]:
     name = hf.pop("name", None)
     if not name:
         raise DataError("hf data needs `name` (e.g. Helsinki-NLP/opus-100)")
-    ds = datasets.load_dataset(name, hf.pop("config", None), split=hf.pop("split", "train"))
+    try:
+        ds = datasets.load_dataset(name, hf.pop("config", None), split=hf.pop("split", "train"))
+    except Exception as e:   # offline, unknown name or config, no such split: all the user's to fix
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DataError(f"hf dataset {name!r}: cannot load ({first}); offline runs need it in the "
+                        f"local datasets cache") from None
     src_field, tgt_field = hf.pop("source_field", None), hf.pop("target_field", None)
     for i, row in enumerate(ds):
         where = f"{name}[{i}]"

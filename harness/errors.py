@@ -10,6 +10,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class SuiteError(UserError, ValueError):
+    """A user-facing configuration error (suite, model paths, settings); str() is the whole one-line message."""
+
+
 class DoesNotFit(UserError):
     """The memory preflight says the job cannot fit the budget (exit code 3)."""
 

@@ -6,21 +6,23 @@ training: it receives a backend, the tasks and their data.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Backend, Generation
-from harness.data import Example, load_rows
+from harness.data import DataError, Example, load_rows
 from harness.errors import UserError
+from harness.metric_options import MetricOptions, metric_options_from
 from harness.metrics import build_metrics
 from harness.metrics.base import GradedItem, Metric
 from harness.metrics.bootstrap import bootstrap_ci
 from harness.metrics.language import TaskLanguage, options_for_language, task_language
 from harness.out_of_memory import call_halving_batch
 from harness.results import RunDir, write_jsonl
-from harness.suite import BootstrapSpec, Suite, TaskSpec
+from harness.suite import BootstrapSpec, Suite, TaskSpec, read_json_schema
 
 
 @dataclass
@@ -29,6 +31,8 @@ class LoadedTask:
     examples: list[Example]
     metrics: list[Metric]
     language: TaskLanguage = field(default_factory=lambda: TaskLanguage(None, "detected", "none"))
+    # A predictions file's {coverage: {graded, total}, references_overridden}; None for a model.
+    provenance: Optional[dict] = None
 
     @property
     def needs_generation(self) -> bool:
@@ -39,12 +43,12 @@ class LoadedTask:
         return any(m.needs == "likelihood" for m in self.metrics)
 
 
-def metric_options(task: TaskSpec, suite: Suite) -> dict[str, dict]:
-    """The task's metric options, with files (the JSON Schema) loaded."""
-    options = {k: dict(v) for k, v in task.metric_options.items()}
+def metric_options(task: TaskSpec, suite: Suite) -> MetricOptions:
+    """The task's typed metric options, with files (the JSON Schema) loaded."""
+    options = metric_options_from(task.metric_options).model_copy(deep=True)
     if task.json_schema:
-        schema = json.loads(suite.resolve(task.json_schema).read_text(encoding="utf-8"))
-        options.setdefault("json_validity", {})["schema"] = schema
+        schema = read_json_schema(suite.resolve(task.json_schema))
+        options.json_validity = options.of("json_validity").model_copy(update={"schema_": schema})
     return options
 
 
@@ -60,6 +64,11 @@ def task_direction(task: TaskSpec) -> Optional[str]:
 def load_task(task: TaskSpec, suite: Suite) -> LoadedTask:
     """Data, language (measured once, here) and metrics of one task, checked before any model work."""
     examples = load_rows(task.data, suite)
+    seen: set[str] = set()
+    dup = next((ex.id for ex in examples if ex.id in seen or seen.add(ex.id)), None)
+    if dup is not None:   # samples, predictions and paired tests are keyed by id
+        raise DataError(f"task {task.name}: id {dup!r} appears twice in its data ({examples[0].origin}): "
+                        f"ids must be unique")
     references = [ex.reference for ex in examples]
     language = task_language(task_direction(task), references)
     options = options_for_language(metric_options(task, suite), task.metrics, language)
@@ -74,6 +83,17 @@ def load_task(task: TaskSpec, suite: Suite) -> LoadedTask:
 
 def load_tasks(suite: Suite) -> list[LoadedTask]:
     return [load_task(t, suite) for t in suite.tasks]
+
+
+def data_hash(examples: Sequence[Example]) -> str:
+    """sha256 of the graded items (id, prompt messages, reference, in order): two results
+    with equal hashes were graded on the same test data, so their scores are comparable."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps([ex.id, ex.prompt_messages, ex.reference], ensure_ascii=False,
+                            sort_keys=True).encode("utf-8"))
+        h.update(b"\n")
+    return f"sha256:{h.hexdigest()}"
 
 
 def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: BootstrapSpec
@@ -143,6 +163,8 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         "loss": (total_nll / total_tok) if total_tok else None,
         "metrics": metrics,
         "seconds": round(seconds, 3),
+        "data_hash": data_hash(examples),
+        **(task.provenance or {}),
     }
     if batch is not None:
         record["batch"] = batch

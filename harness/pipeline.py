@@ -21,6 +21,7 @@ from harness.data import DataError, load_training_rows
 from harness.errors import DoesNotFit, UserError
 from harness.grade import LoadedTask, grade_epoch, load_tasks
 from harness.out_of_memory import GradingOutOfMemory, TrainingOutOfMemory, is_out_of_memory, training_remedy
+from harness.predictions import load_predictions
 from harness.results import RunDir, new_results, process_record, read_jsonl, run_state, write_atomic, write_json
 from harness.suite import ModelSpec, Suite, dump_suite
 
@@ -52,19 +53,49 @@ def environment() -> dict:
             "cpu_count": os.cpu_count(), "gpu": gpu, "device": "cuda" if gpu else "cpu", **versions}
 
 
-def new_run_dir(suite: Suite, run_dir: Optional[str] = None) -> RunDir:
+class RunDirExists(UserError):
+    """--run-dir names an existing run (or a non-empty directory): never written over silently."""
+
+
+def plan_run_dir(suite: Suite, run_dir: Optional[str] = None, overwrite: bool = False) -> Path:
+    """Where the run goes, checked without writing anything: called before any work, so a
+    refused command leaves every existing file as it was."""
+    from harness.files import check_writable_dir
+    from harness.results import safe_name
+
     if run_dir:
-        root = Path(run_dir)
-    else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        root = Path(suite.output_dir) / f"{suite.name}-{stamp}"  # relative to where harness runs
+        root = check_writable_dir(run_dir, "--run-dir")
+        if root.is_dir() and any(root.iterdir()):
+            if not (root / "results.json").is_file():
+                raise RunDirExists(f"{root}: --run-dir is a directory that is not empty and holds no run: "
+                                   f"choose a new or empty directory")
+            if not overwrite:
+                raise RunDirExists(f"{root}: --run-dir is an existing run: pass --resume {root} to continue it "
+                                   f"or --overwrite to replace it, or choose another directory")
+        return root
+    out = check_writable_dir(suite.output_dir, "output_dir")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    root = out / f"{safe_name(suite.name)}-{stamp}"   # relative to where harness runs
+    k = 1
+    while root.exists():   # two runs in one second never share a directory
+        k += 1
+        root = out / f"{safe_name(suite.name)}-{stamp}-{k}"
+    return root
+
+
+def new_run_dir(suite: Suite, run_dir: Optional[str] = None, overwrite: bool = False) -> RunDir:
+    import shutil
+
+    root = plan_run_dir(suite, run_dir, overwrite)
+    if overwrite and (root / "results.json").is_file():
+        shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     write_atomic(root / "suite.yaml", dump_suite(suite))
     return RunDir(root)
 
 
-def _start(suite: Suite, run_dir: Optional[str]) -> tuple[RunDir, dict, Callable[[], None]]:
-    run = new_run_dir(suite, run_dir)
+def _start(suite: Suite, run_dir: Optional[str], overwrite: bool = False) -> tuple[RunDir, dict, Callable[[], None]]:
+    run = new_run_dir(suite, run_dir, overwrite)
     results = new_results(suite.name, json.loads(suite.model_dump_json(exclude={"base_dir"})), environment())
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results["process"] = process_record()   # lets report and gate tell a killed run from a live one
@@ -166,7 +197,8 @@ def default_best_metric(suite: Suite, tasks: list[LoadedTask]) -> str:
 
 # --------------------------------------------------------------------------- train
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
-                    gpu_memory: Optional[str] = None, resume: Optional[str] = None) -> tuple[dict, RunDir]:
+                    gpu_memory: Optional[str] = None, overwrite: bool = False,
+                    resume: Optional[str] = None) -> tuple[dict, RunDir]:
     """Train every model of the suite, grading each epoch. `resume`: an interrupted run directory
     to continue (harness/resume.py); its finished models are kept as they are."""
     from harness import memory
@@ -176,13 +208,15 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
 
     if suite.train is None:
         raise DataError(f"suite {suite.name!r} has no `train` section: use `harness grade` to grade without training")
+    if not resume:
+        plan_run_dir(suite, run_dir, overwrite)   # refused before any work, and before anything is written
     tasks = load_tasks(suite)                 # data problems surface before any model work
     train_rows = load_training_rows(suite)
     if resume:
         run, results, save = _reopen(suite, resume, force)
         log(f"resuming run directory: {run.root}")
     else:
-        run, results, save = _start(suite, run_dir)
+        run, results, save = _start(suite, run_dir, overwrite)
         if any(d.recipe for d in suite.train.data):   # which built dataset was trained on: its manifest hash
             from harness.dataprep.build import suite_data_records
 
@@ -385,11 +419,14 @@ def audit_suite(suite: Suite, log: Log = print) -> list[dict]:
 # --------------------------------------------------------------------------- grade
 def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_dir: Optional[str] = None,
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
-                 endpoint: Optional[str] = None) -> tuple[dict, RunDir]:
+                 endpoint: Optional[str] = None, allow_partial: bool = False,
+                 overwrite: bool = False) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
     from harness.backends import backend_class
 
+    plan_run_dir(suite, run_dir, overwrite)
     tasks = load_tasks(suite)
+    preds = load_predictions(predictions, tasks, allow_partial) if predictions is not None else None
     train_rows = []
     if suite.train:
         try:
@@ -397,11 +434,10 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
         except Exception as e:  # e.g. a hub dataset offline: grading does not need it
             log(f"audit: training data not loaded, leakage not checked ({str(e).splitlines()[0][:160]})")
     data_audit = _run_audits(suite, tasks, train_rows)
-    run, results, save = _start(suite, run_dir)
+    run, results, save = _start(suite, run_dir, overwrite)
     log(f"run directory: {run.root}")
     try:
-        if predictions is not None:
-            preds = load_predictions(predictions, tasks)
+        if preds is not None:
             record = _grade_record(name=predictions.stem, path=str(predictions), adapter=None, parameters=None)
             results["models"].append(record)
             record["epochs"].append(grade_epoch(None, tasks, suite.bootstrap, run, record["name"], 0,
@@ -443,53 +479,3 @@ def _grade_record(name: str, path: str, adapter: Optional[str], parameters: Opti
     return {"name": name, "path": path, "adapter": adapter, "method": "none", "parameters": parameters,
             "train": None, "epochs": [], "best": None, "early_stopped": False, "audit": None,
             "memory": None, "diagnostics": None}
-
-
-def load_predictions(path: Path, tasks: list[LoadedTask]) -> dict[str, dict[str, dict]]:
-    """JSONL with task, id, output (optional reference) → task → id → row.
-
-    A `reference` field overrides the task data's reference; ids missing from the file are
-    an error naming the first few, so a partial file cannot quietly shrink the test set.
-    """
-    if not path.exists():
-        raise DataError(f"{path}: predictions file not found")
-    by_task: dict[str, dict[str, dict]] = {t.spec.name: {} for t in tasks}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            missing = [k for k in ("task", "id", "output") if k not in row]
-            if missing:
-                raise DataError(f"{path}:{lineno}: missing field(s) {', '.join(missing)} (each line needs task, id, output)")
-            if row["task"] not in by_task:
-                raise DataError(f"{path}:{lineno}: unknown task {row['task']!r}; the suite has {', '.join(by_task)}")
-            if not isinstance(row["output"], str):
-                raise DataError(f"{path}:{lineno}: field 'output' must be a string")
-            by_task[row["task"]][str(row["id"])] = row
-    for task in tasks:
-        rows = by_task[task.spec.name]
-        known = {ex.id for ex in task.examples}
-        extra = [i for i in rows if i not in known]
-        for i in extra:  # rows with their own reference extend the task
-            if "reference" not in rows[i]:
-                raise DataError(f"{path}: task {task.spec.name}: id {i!r} is not in the task data and has no 'reference'")
-        task.examples = [ex for ex in task.examples if ex.id in rows] + [
-            _example_from_prediction(rows[i]) for i in extra]
-        for ex in task.examples:
-            if "reference" in rows[ex.id]:
-                ex.messages = ex.messages[:-1] + [{"role": "assistant", "content": rows[ex.id]["reference"]}]
-        if not task.examples:
-            raise DataError(f"{path}: no predictions for task {task.spec.name}")
-    return by_task
-
-
-def _example_from_prediction(row: dict):
-    from harness.data import Example
-
-    return Example(id=str(row["id"]), messages=[{"role": "user", "content": row.get("source", "")},
-                                                {"role": "assistant", "content": row["reference"]}],
-                   origin="predictions")

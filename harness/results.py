@@ -167,17 +167,21 @@ def _process_alive(pid: int, started: Optional[float]) -> bool:
 
 def load_results(path: str | Path) -> tuple[dict, RunDir]:
     """Read results.json (or a run directory holding one); check the schema version."""
+    from harness.files import read_text
+
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
     if not p.exists():
         raise ResultsError(f"{p}: results file not found")
     try:
-        results = json.loads(p.read_text(encoding="utf-8"))
+        results = json.loads(read_text(p, "results file", ResultsError))
     except json.JSONDecodeError as e:
         raise ResultsError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except RecursionError:
+        raise ResultsError(f"{p}: nested too deeply: not a harness results file") from None
     version = results.get("schema_version") if isinstance(results, dict) else None
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ResultsError(f"{p}: no schema_version: not a harness results file")
     if version > SCHEMA_VERSION:
         raise ResultsError(
@@ -186,6 +190,16 @@ def load_results(path: str | Path) -> tuple[dict, RunDir]:
         )
     if version < 1:
         raise ResultsError(f"{p}: unknown results schema version {version}")
+    if not isinstance(results.get("models", []), list) or not all(
+            isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("epochs", []), list)
+            for m in results.get("models", [])):
+        raise ResultsError(f"{p}: field 'models' is not a list of {{name, epochs}} records: the file is damaged")
+    for m in results.get("models", []):
+        for e in m.get("epochs", []):
+            if not (isinstance(e, dict) and isinstance(e.get("epoch"), int) and isinstance(e.get("tasks", {}), dict)
+                    and all(isinstance(t, dict) for t in e.get("tasks", {}).values())):
+                raise ResultsError(f"{p}: model {m['name']!r}: an epoch record is not {{epoch, tasks}}: "
+                                   f"the file is damaged")
     return results, RunDir(p.parent)
 
 

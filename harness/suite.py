@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import string
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from harness.errors import UserError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from harness.errors import SuiteError, UserError  # noqa: F401  (SuiteError: imported from here too)
+from harness.metric_options import MetricOptions
+from harness.suite_checks import (  # noqa: F401  (re-exported: the CLI and pipeline import them from here)
+    check_runs_here, hub_offline_problem, looks_local, model_dir_problem, model_source_problem, read_json_schema,
+)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 SUITE_SCHEMA_VERSION = 1
-
-
-class SuiteError(UserError, ValueError):
-    """A user-facing configuration error; str() is the whole one-line message."""
+MAX_SYNTHETIC_ROWS = 100_000   # a generator makes ~20,000 rows a minute on one core: more is a typo
+DIRECTION = re.compile(r"^[A-Za-z]{2,3}(_[A-Za-z]+)?-[A-Za-z]{2,3}(_[A-Za-z]+)?$")
+PROMPT_FIELDS = ("src_name", "tgt_name", "source")
 
 
 class _Strict(BaseModel):
@@ -31,9 +36,10 @@ class SyntheticSource(_Strict):
     """Data the project generates itself (runs offline)."""
 
     kind: Literal["translation", "json_extraction", "summarisation", "math"] = "translation"
-    direction: Optional[str] = Field(None, description="For translation: 'en-fr', 'fr-en' or 'en-zh'.")
+    direction: Optional[Literal["en-fr", "fr-en", "en-zh"]] = Field(
+        None, description="For translation: 'en-fr', 'fr-en' or 'en-zh'.")
     split: Literal["train", "val", "test"] = "train"
-    n: int = Field(200, ge=1, description="Number of rows to generate.")
+    n: int = Field(200, ge=1, le=MAX_SYNTHETIC_ROWS, description="Number of rows to generate.")
     seed: int = 0
 
 
@@ -65,6 +71,28 @@ class DataSpec(_Strict):
     system: Optional[str] = Field(None, description="Optional system message for every row.")
     limit: Optional[int] = Field(None, ge=1, description="Keep the first N rows.")
     offset: int = Field(0, ge=0, description="Skip the first N rows.")
+
+    @field_validator("direction")
+    @classmethod
+    def _direction_shape(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not DIRECTION.match(v):
+            raise ValueError(f"direction is 'SRC-TGT' with language codes, e.g. 'en-fr', not {v!r}")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_placeholders(cls, v: str) -> str:
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
+        except ValueError as e:   # "Single '}' encountered", unclosed "{"
+            raise ValueError(f"prompt template: {e} (write {{{{ and }}}} for literal braces)") from None
+        bad = [n for n in names if n not in PROMPT_FIELDS]
+        if bad:
+            hint = difflib.get_close_matches(bad[0], PROMPT_FIELDS, n=1)
+            raise ValueError(f"prompt template: unknown placeholder {{{bad[0]}}}"
+                             + (f"; did you mean {{{hint[0]}}}?" if hint else
+                                f"; use {', '.join('{' + f + '}' for f in PROMPT_FIELDS)}"))
+        return v
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> "DataSpec":
@@ -120,14 +148,14 @@ class TrainSpec(_Strict):
     data: list[DataSpec] = Field(..., min_length=1)
     method: Literal["full", "lora", "qlora"] = "full"
     backend: Literal["trl", "unsloth"] = "trl"
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(3, ge=1, le=1000)
     lr: float = Field(2e-4, gt=0)
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
-    max_seq_len: int = Field(512, ge=8)
+    max_seq_len: int = Field(512, ge=8, le=1_048_576)
     optimizer: Literal["adamw", "adamw_8bit", "sgd", "adafactor"] = "adamw"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
@@ -150,8 +178,8 @@ METRIC_NAMES = (
 
 
 class GenerationSpec(_Strict):
-    max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(32, ge=1)
+    max_new_tokens: int = Field(64, ge=1, le=32_768)
+    batch_size: int = Field(32, ge=1, le=4096)
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -166,9 +194,10 @@ class TaskSpec(_Strict):
     name: str = Field(..., description="Task name, e.g. 'en-fr'; used as the results key.")
     data: DataSpec
     metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "perplexity", "usability"])
-    metric_options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-metric options, e.g. {bleu: {tokenize: zh}, rouge: {tokenizer: "
-        "char}}; unset, BLEU/TER/ROUGE follow the task's language (docs/metrics.md)."
+    metric_options: MetricOptions = Field(
+        default_factory=MetricOptions, description="Per-metric options, e.g. {bleu: {tokenize: zh}, rouge: "
+        "{tokenizer: char}}; one typed model per metric (harness/metric_options.py); unset, BLEU/TER/ROUGE "
+        "follow the task's language (docs/metrics.md)."
     )
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     json_schema: Optional[str] = Field(None, description="JSON Schema file for json_validity.")
@@ -194,7 +223,7 @@ class ForgettingSpec(_Strict):
         default_factory=lambda: {"perplexity": 0.5, "loss": 0.05},
         description="Per-metric thresholds that replace `threshold`, e.g. {perplexity: 0.5}.")
     confidence: float = Field(0.95, gt=0, lt=1, description="One-sided paired bootstrap: p < 1 - confidence.")
-    samples: int = Field(1000, ge=100, description="Bootstrap resamples for the paired tests.")
+    samples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the paired tests.")
 
 
 class AuditSpec(_Strict):
@@ -228,7 +257,7 @@ class GateSpec(_Strict):
 
 
 class BootstrapSpec(_Strict):
-    samples: int = Field(1000, ge=0, description="Bootstrap resamples for 95% CIs (0 disables).")
+    samples: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples for 95% CIs (0 disables).")
     seed: int = 0
 
 
@@ -261,6 +290,16 @@ class Suite(_Strict):
     output_dir: str = Field("runs", description="Runs are written to OUTPUT_DIR/NAME-TIMESTAMP.")
     # Where relative paths resolve: the suite file's directory (set by load_suite).
     base_dir: str = Field(".", exclude=True, json_schema_extra={"hidden": True})
+    # The file it came from and where each key sits (set by parse_suite), for later errors.
+    _file: str = PrivateAttr("<suite>")
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    def where(self, *loc) -> str:
+        """'FILE:LINE' of the key at `loc` (or of its nearest parent), for one-line errors."""
+        for n in range(len(loc), -1, -1):
+            if loc[:n] in self._lines:
+                return f"{self._file}:{self._lines[loc[:n]]}"
+        return self._file
 
     @model_validator(mode="after")
     def _unique_task_names(self) -> "Suite":
@@ -268,6 +307,12 @@ class Suite(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"task names must be unique; repeated: {sorted(dup)}")
+        from harness.results import safe_name
+
+        files = [safe_name(n) for n in names]   # sample files are named after tasks
+        clash = sorted({n for n, f in zip(names, files) if files.count(f) > 1})
+        if clash:
+            raise ValueError(f"task names {clash} give the same sample file name: rename one")
         return self
 
     def resolve(self, path: str) -> Path:
@@ -279,6 +324,33 @@ class Suite(_Strict):
 
 
 # ----------------------------------------------------------------------- loading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a suite with `epochs: 3` twice is a mistake."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:   # an unhashable key: PyYAML reports it itself
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first}): keep one",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_load(text: str) -> Any:
+    """yaml.safe_load that refuses duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def _line_map(text: str) -> dict[tuple, int]:
     """Map each YAML path (tuple of keys/indices) to its 1-based line number."""
     lines: dict[tuple, int] = {}
@@ -340,7 +412,8 @@ def _format_error(err: dict, file: str, lines: dict[tuple, int]) -> str:
         owner = _model_at(loc)
         known = [k for k in (owner.model_fields if owner else {}) if k != "base_dir"]
         hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(known)}"
+        fix = (f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(known)}" if known
+               else "it takes no keys: remove it")
         return f"{where}: unknown key '{field}': {fix}"
     if kind == "missing":
         return f"{where}: missing required field '{field}': add it"
@@ -352,7 +425,7 @@ def _format_error(err: dict, file: str, lines: dict[tuple, int]) -> str:
 
 def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") -> Suite:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -365,30 +438,13 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
         lines = _line_map(text)
         errors = [_format_error(err, file, lines) for err in e.errors()]
         raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
-    _check_files(suite, file, lines=_line_map(text))
-    _check_metric_options(suite, file, lines=_line_map(text))
-    _check_early_stopping(suite, file, lines=_line_map(text))
-    _check_grading_engine(suite, file, lines=_line_map(text))
+    lines = _line_map(text)
+    suite._file, suite._lines = file, lines
+    _check_files(suite, file, lines=lines)
+    _check_early_stopping(suite, file, lines=lines)
+    _check_grading_engine(suite, file, lines=lines)
     _resolve_models(suite)
     return suite
-
-
-def _check_metric_options(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
-    """Each metric's options are checked by its own factory now, not when grading starts."""
-    from harness.metrics import REGISTRY
-
-    for i, task in enumerate(suite.tasks):
-        for name, options in task.metric_options.items():
-            loc = ("tasks", i, "metric_options", name)
-            where = f"{file}:{lines[loc]}" if loc in lines else file
-            if name not in REGISTRY:
-                hint = difflib.get_close_matches(name, list(REGISTRY), n=1)
-                raise SuiteError(f"{where}: field '{'.'.join(map(str, loc))}': unknown metric {name!r}"
-                                 + (f"; did you mean '{hint[0]}'?" if hint else f"; known: {', '.join(REGISTRY)}"))
-            try:
-                REGISTRY[name](dict(options))
-            except (ValueError, TypeError, UserError) as e:
-                raise SuiteError(f"{where}: field '{'.'.join(map(str, loc))}': {e}") from None
 
 
 def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
@@ -429,19 +485,22 @@ def _check_grading_engine(suite: Suite, file: str, lines: dict[tuple, int]) -> N
 
 
 def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
-    """Missing files are configuration errors too: report them before any work starts."""
+    """Missing files, directories in their place and unreadable schemas are configuration
+    errors too: report them before any work starts."""
+
+    def fail(loc: tuple, problem: str) -> None:
+        line = lines.get(loc)
+        where = f"{file}:{line}" if line else file
+        raise SuiteError(f"{where}: field '{'.'.join(map(str, loc))}': {problem}")
 
     def check(path: Optional[str], loc: tuple) -> None:
         if path is None:
             return
         p = suite.resolve(path)
+        if p.is_dir():
+            fail(loc, f"{p} is a directory, expected a file")
         if not p.exists():
-            line = lines.get(loc)
-            where = f"{file}:{line}" if line else file
-            raise SuiteError(
-                f"{where}: field '{'.'.join(map(str, loc))}': file not found: {p} "
-                f"(paths are relative to the suite file)"
-            )
+            fail(loc, f"file not found: {p} (paths are relative to the suite file)")
 
     def check_data(d: DataSpec, loc: tuple) -> None:
         check(d.path, loc + ("path",))
@@ -456,16 +515,26 @@ def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
     for i, t in enumerate(suite.tasks):
         check_data(t.data, ("tasks", i, "data"))
         check(t.json_schema, ("tasks", i, "json_schema"))
+        if t.json_schema:
+            try:
+                read_json_schema(suite.resolve(t.json_schema))
+            except SuiteError as e:
+                fail(("tasks", i, "json_schema"), str(e))
     for i, m in enumerate(suite.models):
         if m.adapter:
-            check(m.adapter, ("models", i, "adapter"))
-        if looks_local(m.path):
-            check(m.path, ("models", i, "path"))
-
-
-def looks_local(path: str) -> bool:
-    """A model path that names a directory (not a hub id like 'Qwen/Qwen3-0.6B' or 'builtin:...')."""
-    return path.startswith((".", "/", "~")) or path.count("/") > 1
+            problem = model_dir_problem(str(suite.resolve(m.adapter)), adapter=True)
+            if problem:
+                fail(("models", i, "adapter"), problem)
+        problem = model_source_problem(str(suite.resolve(m.path)) if looks_local(m.path) else m.path)
+        if problem:
+            fail(("models", i, "path"), problem + (" (paths are relative to the suite file)"
+                                                   if looks_local(m.path) else ""))
+    out = Path(suite.output_dir)
+    for q in (out, *out.parents):
+        if q.exists():
+            if not q.is_dir():
+                fail(("output_dir",), f"{q} is a file, expected a directory")
+            break
 
 
 def _resolve_models(suite: Suite) -> None:
@@ -478,10 +547,12 @@ def _resolve_models(suite: Suite) -> None:
 
 
 def load_suite(path: str | Path) -> Suite:
+    from harness.files import read_text
+
     p = Path(path)
     if not p.exists():
         raise SuiteError(f"{p}: suite file not found")
-    return parse_suite(p.read_text(encoding="utf-8"), file=str(p), base_dir=p.parent)
+    return parse_suite(read_text(p, "suite file", SuiteError), file=str(p), base_dir=p.parent)
 
 
 def suite_json_schema() -> dict:

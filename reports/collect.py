@@ -304,7 +304,27 @@ def verdicts(s: Series) -> list[dict]:
     for name, section in diag.items() if isinstance(diag, dict) else ():
         if name not in ("forgetting", "inflection") and isinstance(section, dict) and "verdict" in section:
             out.append({"name": str(name), **verdict(section)})
+    provenance = predictions_provenance(s)
+    if provenance:
+        out.append({"name": "predictions", "status": "warn", "summary": provenance})
     return out
+
+
+def predictions_provenance(s: Series) -> str:
+    """What a predictions file changed about the test set ('' when nothing): references it
+    brought itself, items it left out (graded with --allow-partial). See docs/results.md."""
+    notes = []
+    for e in s.epochs:
+        for task, rec in (e.get("tasks") or {}).items():
+            if not isinstance(rec, dict):
+                continue
+            overridden = rec.get("references_overridden") or 0
+            if overridden:
+                notes.append(f"{task}: {overridden} of {rec.get('n', '?')} references from the predictions file")
+            cov = rec.get("coverage") if isinstance(rec.get("coverage"), dict) else {}
+            if cov and num(cov.get("graded")) is not None and cov.get("graded", 0) < cov.get("total", 0):
+                notes.append(f"{task}: predictions for {cov['graded']} of {cov['total']} items only")
+    return "; ".join(notes)
 
 
 def describe_source(src: Any, limit: int = 140) -> str:

@@ -88,9 +88,11 @@ def test_predictions_with_own_reference_and_bad_lines(tmp_path):
     preds = tmp_path / "preds.jsonl"
     preds.write_text(json.dumps({"task": "en-fr", "id": "new", "output": "Le petit chat noir dort ici.", "reference": "Le petit chat noir dort ici."}) + "\n")
     assert main(["-q", "grade", str(suite), "--predictions", str(preds), "--run-dir", str(tmp_path / "r"),
-                 "--no-report"]) == 0
+                 "--no-report", "--allow-partial"]) == 0   # none of the task's own ids: partial
     results, _ = load_results(tmp_path / "r")
-    assert results["models"][0]["epochs"][0]["tasks"]["en-fr"]["metrics"]["bleu"]["score"] == pytest.approx(100.0)
+    task = results["models"][0]["epochs"][0]["tasks"]["en-fr"]
+    assert task["metrics"]["bleu"]["score"] == pytest.approx(100.0)
+    assert task["coverage"] == {"graded": 0, "total": 4} and task["references_overridden"] == 1
     preds.write_text(json.dumps({"task": "de-en", "id": "s0", "output": "x"}) + "\n")
     p = _run_cli(["grade", str(suite), "--predictions", str(preds), "--no-report"])
     assert p.returncode == 2 and "preds.jsonl:1: unknown task 'de-en'" in p.stderr
@@ -115,3 +117,80 @@ def test_vllm_missing_is_one_line_exit_2(tmp_path, tiny_model_dir, how):
     assert p.returncode == 2, p.stderr
     out = p.stderr.strip().splitlines()
     assert "Traceback" not in p.stderr and out[-1].endswith("pip install 'harness[vllm]' (needs CUDA)")
+
+
+def _preds_for(tmp_path: Path) -> Path:
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"task": "en-fr", "id": r["id"], "output": r["completion"]}) + "\n"
+                             for r in ROWS))
+    return preds
+
+
+def _digest(root: Path) -> dict:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_existing_run_is_refused_kept_byte_for_byte_and_replaced_only_with_overwrite(tmp_path, capsys):
+    suite, preds, run = _write_suite(tmp_path, ROWS), _preds_for(tmp_path), tmp_path / "run"
+    grade = ["-q", "grade", str(suite), "--predictions", str(preds), "--run-dir", str(run), "--no-report"]
+    assert main(grade) == 0
+    before = _digest(run)
+    capsys.readouterr()
+    assert main(grade) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {run}: --run-dir is an existing run: pass --resume {run} to continue it or "
+                   f"--overwrite to replace it, or choose another directory")
+    preds.write_text('{"task": "en-fr", "id": "s0", "output": 1}\n')        # a failing --overwrite ...
+    assert main(grade + ["--overwrite"]) == 2
+    assert _digest(run) == before                                            # ... leaves the run as it was
+    _preds_for(tmp_path)
+    (run / "stale.txt").write_text("from the old run")
+    assert main(grade + ["--overwrite"]) == 0
+    assert not (run / "stale.txt").exists() and (run / "results.json").is_file()
+
+
+def test_preflight_plans_gpu_only_settings_that_train_and_grade_refuses_on_this_cpu(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the refusal is for machines without CUDA")
+    suite = _write_suite(tmp_path, ROWS, extra="train: {data: [{path: val.jsonl}], method: qlora, precision: fp16}\n")
+    assert main(["preflight", str(suite), "--gpu-memory", "80GiB"]) == 0     # planned for a GPU: fine
+    capsys.readouterr()
+    assert main(["train-and-grade", str(suite), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {suite}:8: field 'train.precision': fp16 needs a CUDA GPU")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_python_dash_m_harness_and_an_ascii_terminal(tmp_path):
+    """`python -m harness` is the CLI; text an ASCII stdout cannot encode is escaped, not a crash."""
+    import os
+
+    bad = tmp_path / "café" / "results.json"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    p = subprocess.run([sys.executable, "-m", "harness", "gate", str(bad)], capture_output=True, text=True,
+                       env=env, encoding="ascii", errors="replace")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [f"error: {tmp_path}/caf\\xe9/results.json: results file not found"]
+    assert "Traceback" not in p.stderr
+
+
+def test_command_table_lists_every_subcommand():
+    from harness.cli import COMMANDS, _parser
+
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    assert sorted(COMMANDS) == sorted(sub.choices)
+
+
+def test_a_suite_name_never_escapes_output_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    suite = _write_suite(tmp_path, ROWS)
+    suite.write_text(suite.read_text().replace("name: p\n", "name: ../../escaped/p\n"))
+    assert main(["-q", "grade", str(suite), "--predictions", str(_preds_for(tmp_path)), "--no-report"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("escaped_p-") and (run / "results.json").is_file()
+    assert not (tmp_path.parent / "escaped").exists()

@@ -31,10 +31,11 @@ def training_run(root: Path, *, forget: float = 0.12, enfr_final: float = 0.15, 
 
 
 def gate(tmp_path: Path, results: Path, **kw) -> tuple[int, str, Path, Path]:
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()   # the table on stdout, errors on stderr: both read here
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
-    code = run_gate(results, junit=junit, markdown=md, console=Console(file=out, width=240), **kw)
-    return code, out.getvalue(), junit, md
+    code = run_gate(results, junit=junit, markdown=md, console=Console(file=out, width=240),
+                    errors=Console(file=err, width=240), **kw)
+    return code, out.getvalue() + err.getvalue(), junit, md
 
 
 def verdicts_of(root: Path) -> dict:
@@ -463,3 +464,110 @@ def test_grade_runs_the_suite_gates_and_stores_them(tmp_path):
     bad.write_text("gates: [{task: en-fr, metric: perplexity, max: 10}]\n")
     code, out, _, _ = gate(tmp_path, run_dir, gates_path=bad)
     assert code == 2 and "metric 'perplexity' on task 'en-fr' was not computed" in out and "likelihood" in out
+
+
+# ---------------------------------------------------------------- refusals (harness/gate/checks.py)
+def _graded(tmp_path: Path, name: str, refs: list[str], outputs: list[str], *, extra: list[dict] = (),
+            gates: str = "", args: tuple = ()) -> tuple[int, Path]:
+    """A real run of `harness grade --predictions` (no model): data from `refs`, outputs as given."""
+    from harness.cli import main
+
+    d = tmp_path / name
+    d.mkdir()
+    (d / "val.jsonl").write_text("".join(json.dumps({"id": f"s{i}", "prompt": f"source {i}", "completion": r}) + "\n"
+                                         for i, r in enumerate(refs)))
+    (d / "suite.yaml").write_text("name: g\nmodels: [{path: builtin:tiny-translator}]\n"
+                                  "tasks: [{name: en-fr, data: {path: val.jsonl}, metrics: [bleu]}]\n" + gates)
+    (d / "preds.jsonl").write_text("".join(json.dumps({"task": "en-fr", "id": f"s{i}", "output": o}) + "\n"
+                                           for i, o in enumerate(outputs))
+                                   + "".join(json.dumps(r) + "\n" for r in extra))
+    code = main(["-q", "grade", str(d / "suite.yaml"), "--predictions", str(d / "preds.jsonl"),
+                 "--run-dir", str(d / "run"), "--no-report", *args])
+    return code, d / "run"
+
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    from harness.cli import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+DROP = "gates: [{task: en-fr, metric: bleu, max_drop_from_baseline: 5}]\n"
+
+
+def test_gate_refuses_a_run_that_is_not_complete_unless_allowed(tmp_path, capsys):
+    root = training_run(tmp_path / "run", gates=[{"task": "en-fr", "metric": "bleu", "min": 1}])
+    results = json.loads((root / "results.json").read_text())
+    results["status"] = "running"
+    (root / "results.json").write_text(json.dumps(results))
+    code, out, err = _cli(capsys, "gate", str(root))
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: {root / 'results.json'}: the run has status 'running', not complete: " \
+                          f"gate a finished run (or pass --allow-incomplete)"
+    code, out, err = _cli(capsys, "gate", str(root), "--allow-incomplete")
+    assert code == 0 and err == ""
+    assert verdicts_of(root)["verdict"]["summary"] == "all 1 gate passed; run running, allowed"
+    assert verdicts_of(root)["allowed"] == ["incomplete"]
+
+
+def test_gate_refuses_a_baseline_graded_on_other_items_or_references(tmp_path, capsys):
+    refs = REFS["en-fr"][:12]
+    code, base = _graded(tmp_path, "base", refs, refs, gates=DROP)
+    assert code == 0
+    same_code, same = _graded(tmp_path, "same", refs, damage(refs, 0.1, seed=3), gates=DROP)
+    other_refs = refs[:11] + ["Une toute autre phrase de référence."]
+    other_code, other = _graded(tmp_path, "other", other_refs, damage(refs, 0.1, seed=3), gates=DROP)
+    hashes = [load_results(r)[0]["models"][0]["epochs"][0]["tasks"]["en-fr"]["data_hash"] for r in (base, same, other)]
+    assert hashes[0] == hashes[1] != hashes[2] and hashes[0].startswith("sha256:") and len(hashes[0]) == 71
+
+    assert _cli(capsys, "gate", str(same), "--baseline", str(base))[0] in (0, 1)   # same data: a verdict
+    code, out, err = _cli(capsys, "gate", str(other), "--baseline", str(base))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "was graded on different items or references" in err and "--allow-different-data" in err
+    code, out, err = _cli(capsys, "gate", str(other), "--baseline", str(base), "--allow-different-data")
+    assert code in (0, 1) and "graded on different data, allowed" in verdicts_of(other)["verdict"]["summary"]
+
+
+def test_predictions_with_their_own_references_are_recorded_flagged_and_refused_by_the_gate(tmp_path, capsys):
+    from reports.collect import load_series, verdicts
+
+    refs = REFS["en-fr"][:12]
+    outputs = damage(refs, 0.2, seed=1)
+    gates = "gates: [{task: en-fr, metric: bleu, min: 1}]\n"
+    rows = [{"task": "en-fr", "id": f"s{i}", "output": o} for i, o in enumerate(outputs)]
+    rows[0]["reference"] = outputs[0]    # s0 graded against its own output
+    d = tmp_path / "own2"
+    d.mkdir()
+    (d / "val.jsonl").write_text("".join(json.dumps({"id": f"s{i}", "prompt": "p", "completion": r}) + "\n"
+                                         for i, r in enumerate(refs)))
+    (d / "suite.yaml").write_text("name: g\nmodels: [{path: builtin:tiny-translator}]\n"
+                                  "tasks: [{name: en-fr, data: {path: val.jsonl}, metrics: [bleu]}]\n" + gates)
+    (d / "preds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = _cli(capsys, "-q", "grade", str(d / "suite.yaml"), "--predictions", str(d / "preds.jsonl"),
+                          "--run-dir", str(d / "run"), "--no-report")
+    assert code == 2 and "1 of 12 references came from the predictions file" in err   # the suite's gate refused
+    task = load_results(d / "run")[0]["models"][0]["epochs"][0]["tasks"]["en-fr"]
+    assert task["references_overridden"] == 1 and task["coverage"] == {"graded": 12, "total": 12}
+    flagged = [v for v in verdicts(load_series([d / "run"])[0]) if v["name"] == "predictions"]
+    assert flagged == [{"name": "predictions", "status": "warn",
+                        "summary": "en-fr: 1 of 12 references from the predictions file"}]
+    code, out, err = _cli(capsys, "gate", str(d / "run"), "--allow-overridden-references")
+    assert code == 0 and "en-fr: 1 overridden references, allowed" in verdicts_of(d / "run")["verdict"]["summary"]
+
+
+def test_partial_predictions_need_allow_partial_to_grade_and_to_gate(tmp_path, capsys):
+    refs = REFS["en-fr"][:12]
+    gates = "gates: [{task: en-fr, metric: bleu, min: 1}]\n"
+    code, run = _graded(tmp_path, "part", refs, refs[:9], gates=gates)
+    assert code == 2 and "no prediction for 3 of 12 items (first: s9, s10, s11)" in capsys.readouterr().err
+    assert not run.exists()
+    code, run = _graded(tmp_path, "part2", refs, refs[:9], gates=gates, args=("--allow-partial",))
+    assert code == 0     # grade's own gate was told: the same --allow-partial
+    task = load_results(run)[0]["models"][0]["epochs"][0]["tasks"]["en-fr"]
+    assert task["coverage"] == {"graded": 9, "total": 12} and task["n"] == 9
+    code, out, err = _cli(capsys, "gate", str(run))
+    assert code == 2 and "predictions covered 9 of 12 items" in err and out == ""
+    assert _cli(capsys, "gate", str(run), "--allow-partial")[0] == 0

@@ -25,6 +25,7 @@ import unicodedata
 from typing import Optional, Sequence
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
+from harness.metric_options import ExactMatchOptions, options_for
 
 MODES = ("text", "number")
 DEFAULT_TOL = 1e-6
@@ -90,14 +91,6 @@ def _jsonable(x: Optional[float]):
     return str(x)
 
 
-def exact_match(options: dict) -> list[Metric]:
-    options = dict(options)
-    mode = options.pop("mode", "text")
-    tol = options.pop("tol", DEFAULT_TOL)
-    if options:
-        raise ValueError(f"exact_match: unknown option(s) {', '.join(sorted(options))}; known: mode, tol")
-    if mode not in MODES:
-        raise ValueError(f"exact_match: mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"exact_match: tol must be a number >= 0, not {tol!r}")
-    return [ExactMatch(mode, float(tol))]
+def exact_match(options: ExactMatchOptions | dict) -> list[Metric]:
+    opts = options_for("exact_match", options)
+    return [ExactMatch(opts.mode, float(opts.tol))]

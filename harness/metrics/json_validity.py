@@ -36,6 +36,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
+from harness.metric_options import JsonValidityOptions, options_for
 
 ACCEPT = ("object", "fenced", "any")
 DEFAULT_MAX_CHARS = 100_000
@@ -164,21 +165,9 @@ class JsonSchemaValid(_JsonMetric):
                 f"|accept:{self.accept}|max_chars:{self.max_chars}|parser:strict")
 
 
-def json_validity(options: dict) -> list[Metric]:
-    options = dict(options)
-    schema = options.pop("schema", None)
-    accept = options.pop("accept", "object")
-    max_chars = options.pop("max_chars", DEFAULT_MAX_CHARS)
-    if options:
-        raise ValueError(f"json_validity: unknown option(s) {', '.join(sorted(options))}; "
-                         "known: schema, accept, max_chars")
-    if accept not in ACCEPT:
-        raise ValueError(f"json_validity: accept must be one of {', '.join(ACCEPT)}, not {accept!r}")
-    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-        raise ValueError(f"json_validity: max_chars must be a positive integer, not {max_chars!r}")
-    metrics: list[Metric] = [JsonValid(accept, max_chars)]
-    if schema is not None:
-        if not isinstance(schema, (dict, bool)):
-            raise ValueError("json_validity: schema must be a JSON Schema (a dict), already loaded")
-        metrics.append(JsonSchemaValid(accept, max_chars, schema))
+def json_validity(options: JsonValidityOptions | dict) -> list[Metric]:
+    opts = options_for("json_validity", options)
+    metrics: list[Metric] = [JsonValid(opts.accept, opts.max_chars)]
+    if opts.schema_ is not None:
+        metrics.append(JsonSchemaValid(opts.accept, opts.max_chars, opts.schema_))
     return metrics

@@ -27,9 +27,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.metric_options import MetricOptions
 
 # Scripts by code-point range; letters outside these count as "other".
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
@@ -123,13 +126,20 @@ def require_tokenizer(tokenize: str) -> None:
             f"(or set metric_options.bleu.tokenize, e.g. char)")
 
 
-def options_for_language(options: dict[str, dict], metrics: list[str], lang: TaskLanguage) -> dict[str, dict]:
-    """The task's metric options with the language's defaults filled in where none is given."""
-    out = {k: dict(v) for k, v in options.items()}
+def options_for_language(options: "MetricOptions", metrics: list[str], lang: TaskLanguage) -> "MetricOptions":
+    """The task's metric options with the language's defaults filled in where the suite set none
+    (an option the suite set explicitly, even to its default value, is kept)."""
+    out = options.model_copy(deep=True)
+
+    def default(metric: str, option: str, value) -> None:
+        current = out.of(metric)
+        if option not in current.model_fields_set:
+            setattr(out, metric, current.model_copy(update={option: value}))
+
     if "bleu" in metrics and lang.language in BLEU_TOKENIZE:
-        out.setdefault("bleu", {}).setdefault("tokenize", BLEU_TOKENIZE[lang.language])
+        default("bleu", "tokenize", BLEU_TOKENIZE[lang.language])
     if "ter" in metrics and lang.language in TER_ASIAN:
-        out.setdefault("ter", {}).setdefault("asian_support", True)
+        default("ter", "asian_support", True)
     if "rouge" in metrics and lang.cjk_share > 0.5:
-        out.setdefault("rouge", {}).setdefault("tokenizer", "char")
+        default("rouge", "tokenizer", "char")
     return out

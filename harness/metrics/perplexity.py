@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.metrics.base import GradedItem, Metric
+from harness.metric_options import NoOptions, options_for
 
 
 class Perplexity(Metric):
@@ -28,5 +29,6 @@ class Perplexity(Metric):
         return "perplexity|tokens:assistant|agg:token-weighted"
 
 
-def perplexity(options: dict) -> list[Metric]:
+def perplexity(options: NoOptions | dict) -> list[Metric]:
+    options_for("perplexity", options)
     return [Perplexity()]

@@ -45,6 +45,7 @@ from rouge_score.tokenizers import DefaultTokenizer
 
 from harness.errors import UserError
 from harness.metrics.base import GradedItem, MeanMetric, Metric
+from harness.metric_options import RougeOptions, options_for
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 TOKENIZERS = ("default", "char")
@@ -115,16 +116,6 @@ class Rouge(MeanMetric):
                 f"|score:F|agg:mean-of-samples|rouge-score:{_version()}")
 
 
-def rouge(options: dict) -> list[Metric]:
-    options = dict(options)
-    tokenizer = options.pop("tokenizer", "default")
-    use_stemmer = options.pop("use_stemmer", False)
-    if options:
-        raise ValueError(f"rouge: unknown option(s) {', '.join(sorted(options))}; known: tokenizer, use_stemmer")
-    if tokenizer not in TOKENIZERS:
-        raise ValueError(f"rouge: tokenizer must be one of {', '.join(TOKENIZERS)}, not {tokenizer!r}")
-    if not isinstance(use_stemmer, bool):
-        raise ValueError(f"rouge: use_stemmer must be true or false, not {use_stemmer!r}")
-    if use_stemmer and tokenizer != "default":
-        raise ValueError("rouge: use_stemmer works with the default tokenizer only")
-    return [Rouge(t, tokenizer, use_stemmer) for t in ROUGE_TYPES]
+def rouge(options: RougeOptions | dict) -> list[Metric]:
+    opts = options_for("rouge", options)
+    return [Rouge(t, opts.tokenizer, opts.use_stemmer) for t in ROUGE_TYPES]

@@ -13,6 +13,7 @@ import numpy as np
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from harness.metrics.base import GradedItem, Metric
+from harness.metric_options import BleuOptions, ChrfOptions, TerOptions, options_for
 from harness.metrics.language import require_tokenizer
 
 
@@ -42,18 +43,16 @@ class _Sacrebleu(Metric):
             return str(self.impl.get_signature())
 
 
-def bleu(options: dict) -> list[Metric]:
-    tokenize = options.get("tokenize")
-    if tokenize is not None:
-        if tokenize not in BLEU.TOKENIZERS:
-            raise ValueError(f"bleu: tokenize must be one of {', '.join(BLEU.TOKENIZERS)}, not {tokenize!r}")
-        require_tokenizer(tokenize)
-    return [_Sacrebleu(BLEU(**options), "bleu")]
+def bleu(options: BleuOptions | dict) -> list[Metric]:
+    opts = options_for("bleu", options)
+    if opts.tokenize is not None:
+        require_tokenizer(opts.tokenize)   # ja-mecab / ko-mecab: their optional packages, one clear line
+    return [_Sacrebleu(BLEU(**opts.model_dump()), "bleu")]
 
 
-def chrf(options: dict) -> list[Metric]:
-    return [_Sacrebleu(CHRF(**options), "chrf")]
+def chrf(options: ChrfOptions | dict) -> list[Metric]:
+    return [_Sacrebleu(CHRF(**options_for("chrf", options).model_dump()), "chrf")]
 
 
-def ter(options: dict) -> list[Metric]:
-    return [_Sacrebleu(TER(**options), "ter", higher_is_better=False)]
+def ter(options: TerOptions | dict) -> list[Metric]:
+    return [_Sacrebleu(TER(**options_for("ter", options).model_dump()), "ter", higher_is_better=False)]

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Sequence
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
+from harness.metric_options import NoOptions, options_for
 
 MIN_REPEATS = 4
 MAX_REPEAT_SHARE = 0.5
@@ -58,5 +59,6 @@ class Usability(MeanMetric):
         return f"usability|nonempty+eos+norepeat(n<=4,share>={MAX_REPEAT_SHARE},min={MIN_REPEATS})"
 
 
-def usability(options: dict) -> list[Metric]:
+def usability(options: NoOptions | dict) -> list[Metric]:
+    options_for("usability", options)
     return [Usability()]

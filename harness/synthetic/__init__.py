@@ -33,7 +33,9 @@ def _unique_in_split(stream: Callable[[int, int], list], key, split: str, n: int
                 break
         round_ += 1
         if round_ > 50:
-            raise RuntimeError(f"generator could not produce {n} distinct {split} rows")
+            from harness.errors import UserError
+
+            raise UserError(f"the {split} generator could not produce {n} distinct rows: lower `n`")
     return out
 
 

@@ -1,131 +1,25 @@
-"""`harness gate`: decide pass or fail for a graded run, for CI.
-
-Gates (`GateSpec` in suite.py) come from the suite stored in results.json or from a gates file
-(YAML or JSON with a top-level `gates:` list). One GateSpec can set several conditions; each
-set condition is one gate verdict:
-
-    min / max                    absolute threshold on the gated checkpoint's corpus score
-    max_drop_from_base           forgetting budget: drop against epoch 0 of the same model
-    max_drop_from_baseline       regression budget: drop against a baseline results file
-
-A drop is measured in the metric's direction (a rise of perplexity or TER is a drop). A drop
-gate fails only when the observed drop exceeds the budget AND a one-sided paired bootstrap
-over the same test items (paired by sample `id`) says the gated checkpoint is worse at the
-gate's `confidence` (p < 1 - confidence). Without per-sample statistics on either side the
-gate falls back to the plain threshold and says so (mode `threshold-only`).
-
-Outputs: a rich table, exit code 0 pass / 1 fail / 2 bad input, JUnit XML (one test case per
-gate), a Markdown summary, and the verdicts stored in results.json `gates`. See docs/gates.md.
-"""
+"""Gate evaluation: each set condition of each GateSpec → one verdict (see harness/gate/__init__.py)."""
 from __future__ import annotations
 
 import difflib
-import json
 import math
-import os
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Collection, Iterable, Optional, Sequence, Union
 
 import numpy as np
-import yaml
-from pydantic import ValidationError
 
-from harness.errors import UserError
+from harness.gate.checks import run_refusals, same_data
+from harness.gate.specs import KINDS, GateError, _validate
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
-from harness.results import (
-    ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats, run_state, write_atomic,
-    write_json,
-)
-from harness.suite import GateSpec, _format_error, _line_map
+from harness.results import ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats
+from harness.suite import GateSpec
 
-EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-KINDS = ("min", "max", "max_drop_from_base", "max_drop_from_baseline")
 DEFAULT_SAMPLES = 1000
 _EPS = 1e-9  # float noise allowed at a threshold
 
 
-class GateError(UserError, ValueError):
-    """Bad gate input (gates file, unknown task or metric, missing epoch); one line, exit 2."""
-
-
-# --------------------------------------------------------------------------- loading gates
-def _validate(raw: Any, file: str, text: Optional[str] = None, key: str = "gates") -> list[GateSpec]:
-    if not isinstance(raw, list):
-        raise GateError(f"{file}: `{key}` must be a list of gates (task, metric, min/max/max_drop_...)")
-    if not raw:
-        raise GateError(f"{file}: `{key}` is empty: nothing to gate")
-    lines: dict[tuple, int] = {}
-    if text is not None:
-        try:
-            lines = _line_map(text)
-        except yaml.YAMLError:
-            lines = {}
-    gates: list[GateSpec] = []
-    for i, g in enumerate(raw):
-        try:
-            spec = GateSpec.model_validate(g)
-        except ValidationError as e:
-            raw_errors, seen = [], set()
-            for err in e.errors():
-                loc = err["loc"]
-                if loc and loc[0] == "checkpoint":  # a union: one message, not one per member
-                    if "checkpoint" in seen:
-                        continue
-                    seen.add("checkpoint")
-                    err = {**err, "loc": ("checkpoint",), "type": "value_error",
-                           "msg": "checkpoint is 'best', 'last' or an epoch number"}
-                raw_errors.append(err)
-            errors = [_format_error({**err, "loc": ("gates", i, *err["loc"])}, file, lines) for err in raw_errors]
-            if key != "gates":
-                errors = [m.replace("'gates.", f"'{key}.") for m in errors]
-            raise GateError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
-        if all(getattr(spec, k) is None for k in KINDS):
-            line = lines.get(("gates", i))
-            where = f"{file}:{line}" if line else file
-            raise GateError(f"{where}: gate '{key}.{i}' ({spec.task}/{spec.metric}) sets none of "
-                            f"{', '.join(KINDS)}: add one")
-        gates.append(spec)
-    return gates
-
-
-def load_gates_file(path: Union[str, Path]) -> list[GateSpec]:
-    """Gates from a YAML or JSON file with a top-level `gates:` list (other keys are ignored,
-    so a suite file works too)."""
-    p = Path(path)
-    if not p.is_file():
-        raise GateError(f"{p}: gates file not found")
-    text = p.read_text(encoding="utf-8")
-    if p.suffix.lower() == ".json":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GateError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from None
-    else:
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise GateError(f"{p}{f':{mark.line + 1}' if mark else ''}: not valid YAML: "
-                            f"{getattr(e, 'problem', e)}") from None
-    if not isinstance(raw, dict) or "gates" not in raw:
-        raise GateError(f"{p}: a gates file is a mapping with a top-level `gates:` list")
-    return _validate(raw["gates"], str(p), text)
-
-
-def gates_from_results(results: dict, source: str = "results.json") -> list[GateSpec]:
-    """The gates of the suite stored in a results file."""
-    suite = results.get("suite") if isinstance(results.get("suite"), dict) else {}
-    raw = suite.get("gates")
-    if not raw:
-        raise GateError(f"{source}: the suite stored in the results defines no gates: "
-                        f"give a gates file with --gates")
-    return _validate(raw, source, key="suite.gates")
-
-
-# ------------------------------------------------------------------------ evaluation parts
 class _LogPerplexity(Metric):
     """`loss` (mean NLL per assistant token = ln perplexity), re-aggregated from perplexity stats."""
 
@@ -142,14 +36,17 @@ class _LogPerplexity(Metric):
 
 def _metric_options(results: dict, task: str) -> dict[str, dict]:
     suite = results.get("suite") or {}
+    options: dict[str, dict] = {}
     for t in suite.get("tasks") or []:
         if isinstance(t, dict) and t.get("name") == task:
             options = {k: dict(v) for k, v in (t.get("metric_options") or {}).items() if isinstance(v, dict)}
-            # The JSON Schema only shapes per-sample stats, not their aggregation: any schema
-            # lets metric_for build json_schema_valid to re-aggregate stored stats.
-            options.setdefault("json_validity", {}).setdefault("schema", True)
-            return options
-    return {"json_validity": {"schema": True}}
+            break
+    # The JSON Schema only shapes per-sample stats, not their aggregation: any schema
+    # lets metric_for build json_schema_valid to re-aggregate stored stats.
+    jv = options.setdefault("json_validity", {})
+    if jv.get("schema") is None:
+        jv["schema"] = True
+    return options
 
 
 def _metric_object(results: dict, task: str, metric: str) -> Optional[Metric]:
@@ -159,7 +56,7 @@ def _metric_object(results: dict, task: str, metric: str) -> Optional[Metric]:
         if metric == "loss":
             return _LogPerplexity(metric_for("perplexity", _metric_options(results, task)))
         return metric_for(metric, _metric_options(results, task))
-    except KeyError:
+    except (KeyError, ValueError):   # options this harness does not know: no re-aggregation
         return None
 
 
@@ -277,11 +174,13 @@ def _pair(new: tuple[list[str], np.ndarray], old: tuple[list[str], np.ndarray]
 # -------------------------------------------------------------------------------- evaluate
 def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, dict]],
                    baseline: Optional[Union[tuple[dict, RunDir], str, Path]] = None, *,
-                   model: Optional[str] = None, samples: int = DEFAULT_SAMPLES, seed: Optional[int] = None) -> dict:
+                   model: Optional[str] = None, samples: int = DEFAULT_SAMPLES, seed: Optional[int] = None,
+                   allow: Collection[str] = ()) -> dict:
     """Verdicts of `gates` on `results` (the model named `model`, default the first).
 
     `baseline`: an earlier run, as load_results returns it (or its path); regression gates are
-    skipped (status `skipped`, passed) without one. `samples` paired-bootstrap resamples,
+    skipped (status `skipped`, passed) without one. `allow`: refusals (harness/gate/checks.py)
+    to turn into notes. `samples` paired-bootstrap resamples,
     `seed` (default: the suite's bootstrap seed). Raises GateError / ResultsError on bad input.
     Returns {"passed", "verdict": {"status", "summary"}, "gates": [...], "model", "suite_name",
     "results", "baseline", "evaluated"}; docs/gates.md lists the fields of each gate.
@@ -294,6 +193,7 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
     if not isinstance(results.get("models"), list) or not results["models"]:
         raise ResultsError(f"{run.results_path}: no graded models in the results")
     model_rec = find_model(results, model)
+    notes = run_refusals(results, str(run.results_path), model_rec, allow)
     if seed is None:
         seed = int(((results.get("suite") or {}).get("bootstrap") or {}).get("seed") or 0)
     base_model = None
@@ -309,6 +209,8 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         else:
             raise GateError(f"{b_run.results_path}: baseline has no model {model_rec['name']!r} and several "
                             f"others ({', '.join(names)}): cannot tell which to compare against")
+        if any(g.max_drop_from_baseline is not None for g in specs):
+            notes += run_refusals(b_results, str(b_run.results_path), base_model, allow, label="baseline")
 
     cache: dict = {}
     out: list[dict] = []
@@ -342,6 +244,9 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
                 if side.signature and ref.signature and side.signature != ref.signature:
                     raise GateError(f"{where}: metric signatures differ between results ({side.signature}) "
                                     f"and baseline ({ref.signature}): the scores are not comparable")
+                note = same_data(side.record, ref.record, where, str(baseline[1].results_path), allow)
+                if note and note not in notes:
+                    notes.append(note)
             prepared.append((spec, side, base, ref))
         except GateError as e:
             problems.append(str(e))
@@ -388,6 +293,8 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         summary += f"; {len(skipped)} skipped (no baseline)"
     if fallback:
         summary += f"; {len(fallback)} without significance test (no per-sample stats)"
+    if notes:
+        summary += "; " + "; ".join(notes)
     for g in out:
         g.pop("short", None)
     return {
@@ -399,6 +306,7 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         "results": str(run.results_path),
         "baseline": str(baseline[1].results_path) if baseline is not None else None,
         "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "allowed": sorted(allow),
     }
 
 
@@ -480,166 +388,3 @@ def _drop(side: _Side, ref: _Side, label: str, budget: float, spec: GateSpec, ca
             "message": f"{change}); {verdict}{notes}", "short": f"{short}, p{_p_eq(p)})"}
 
 
-# --------------------------------------------------------------------------------- outputs
-def write_junit(verdicts: dict, path: Union[str, Path]) -> Path:
-    """JUnit XML: one <testcase> per gate (failure / skipped), in one <testsuite>."""
-    gates = verdicts.get("gates") or []
-    failures = sum(g["status"] == "fail" for g in gates)
-    skipped = sum(g["status"] == "skipped" for g in gates)
-    errors = sum(g["status"] == "error" for g in gates)
-    counts = {"tests": str(len(gates)), "failures": str(failures), "errors": str(errors),
-              "skipped": str(skipped), "time": "0"}
-    root = ET.Element("testsuites", {"name": "harness gate", **counts})
-    suite_name = "harness gate"
-    if verdicts.get("suite_name") or verdicts.get("model"):
-        suite_name += ": " + "/".join(str(x) for x in (verdicts.get("suite_name"), verdicts.get("model")) if x)
-    attrs = {"name": suite_name, **counts}
-    if verdicts.get("evaluated"):
-        attrs["timestamp"] = str(verdicts["evaluated"])[:19]  # JUnit wants no timezone suffix
-    suite = ET.SubElement(root, "testsuite", attrs)
-    props = ET.SubElement(suite, "properties")
-    for key in ("results", "baseline", "model"):
-        if verdicts.get(key):
-            ET.SubElement(props, "property", {"name": key, "value": str(verdicts[key])})
-    ET.SubElement(props, "property", {"name": "verdict", "value": verdicts["verdict"]["summary"]})
-    for g in gates:
-        case = ET.SubElement(suite, "testcase", {"name": g["name"], "classname": f"harness.gate.{g.get('task', '')}",
-                                                 "time": "0"})
-        details = "\n".join(f"{k}: {g.get(k)}" for k in ("model", "checkpoint", "epoch", "kind", "value", "threshold",
-                                                          "reference", "reference_value", "delta", "p_value",
-                                                          "paired_items", "mode") if k in g)
-        if g["status"] == "fail":
-            ET.SubElement(case, "failure", {"message": g["message"], "type": "GateFailed"}).text = details
-        elif g["status"] == "error":
-            ET.SubElement(case, "error", {"message": g["message"], "type": "BadInput"}).text = g["message"]
-        elif g["status"] == "skipped":
-            ET.SubElement(case, "skipped", {"message": g["message"]})
-        ET.SubElement(case, "system-out").text = g["message"]
-    ET.indent(root)
-    text = ET.tostring(root, encoding="unicode", xml_declaration=False)
-    p = Path(path)
-    write_atomic(p, '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n")
-    return p
-
-
-def _md_cell(text: Any) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(verdicts: dict) -> str:
-    """A GitHub-flavoured Markdown summary (heading, verdict line, one table row per gate)."""
-    status = verdicts["verdict"]["status"]
-    icon = {"pass": "✅", "fail": "❌"}.get(status, "⚠️")
-    title = f"{verdicts.get('suite_name') or 'run'} / {verdicts.get('model') or ''}".rstrip(" /")
-    lines = [f"### {icon} Gates {status.upper()}: {_md_cell(title)}", "",
-             _md_cell(verdicts["verdict"]["summary"]), ""]
-    if verdicts.get("baseline"):
-        lines += [f"Baseline: `{_md_cell(verdicts['baseline'])}`", ""]
-    lines += ["| result | gate | checkpoint | value | reference | delta | p | mode | details |",
-              "|---|---|---|---:|---:|---:|---:|---|---|"]
-    marks = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⏭️ skipped", "error": "⚠️ error"}
-    for g in verdicts.get("gates") or []:
-        ref = "–"
-        if g.get("kind") in ("min", "max"):
-            ref = f"{'≥' if g['kind'] == 'min' else '≤'} {_fmt_threshold(g['threshold'])}"
-        elif g.get("reference_value") is not None:
-            ref = f"{_fmt(g['reference_value'])} ({g['reference']})"
-        cp = _checkpoint_label(g["checkpoint"], g["epoch"]) if g.get("epoch") is not None else str(g.get("checkpoint", "–"))
-        cells = [marks.get(g["status"], g["status"]), f"`{g['name']}`", cp, _fmt(g.get("value")), ref,
-                 _fmt(g.get("delta")), _fmt_p(g.get("p_value")), g.get("mode") or "–", g["message"]]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def print_table(verdicts: dict, console) -> None:
-    """The verdicts as a rich table, then the one-line verdict."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=f"gates: {verdicts.get('model') or ''}", show_lines=False)
-    for col, just in (("result", "left"), ("gate", "left"), ("checkpoint", "left"), ("value", "right"),
-                      ("reference", "right"), ("delta", "right"), ("p", "right"), ("mode", "left"),
-                      ("details", "left")):
-        table.add_column(col, justify=just)
-    colours = {"pass": "green", "fail": "red", "skipped": "yellow", "error": "red"}
-    for g in verdicts["gates"]:
-        ref = "–"
-        if g["kind"] in ("min", "max"):
-            ref = f"{'>=' if g['kind'] == 'min' else '<='} {_fmt_threshold(g['threshold'])}"
-        elif g.get("reference_value") is not None:
-            ref = f"{_fmt(g['reference_value'])} ({g['reference']})"
-        table.add_row(Text(g["status"].upper(), style=colours.get(g["status"], "white")), Text(g["name"]),
-                      Text(_checkpoint_label(g["checkpoint"], g["epoch"])), _fmt(g.get("value")), Text(ref),
-                      _fmt(g.get("delta")), _fmt_p(g.get("p_value")), g.get("mode") or "–", Text(g["message"]))
-    console.print(table)
-    v = verdicts["verdict"]
-    colour = colours.get(v["status"], "white")
-    console.print(f"gates: [{colour}]{v['status']}[/] ", end="")
-    console.print(v["summary"], markup=False, highlight=False)
-
-
-def _error_verdicts(message: str, results_path: Any) -> dict:
-    return {"passed": False, "verdict": {"status": "fail", "summary": f"bad input: {message}"},
-            "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "gates": [{"name": "gate input", "task": "input", "status": "error", "passed": False,
-                       "message": message}],
-            "results": str(results_path)}
-
-
-def _write_markdown(text: str, path: Union[str, Path]) -> None:
-    p = Path(path)
-    if os.environ.get("GITHUB_STEP_SUMMARY") and Path(os.environ["GITHUB_STEP_SUMMARY"]) == p:
-        with open(p, "a", encoding="utf-8") as f:  # the job summary file is shared by the step
-            f.write(text)
-    else:
-        write_atomic(p, text)
-
-
-def run_gate(results_path: Union[str, Path], baseline_path: Optional[Union[str, Path]] = None,
-             gates_path: Optional[Union[str, Path]] = None, junit: Optional[Union[str, Path]] = None,
-             markdown: Optional[Union[str, Path]] = None, model: Optional[str] = None, console=None,
-             write_back: bool = True) -> int:
-    """`harness gate`: evaluate, print, write JUnit/Markdown, store verdicts; return the exit code."""
-    if console is None:
-        from rich.console import Console
-
-        console = Console(soft_wrap=True)
-    try:
-        results, run = load_results(results_path)
-        state = run_state(results)
-        if state.status != "complete":   # a partial run is gated as of its last graded epoch: say so first
-            console.print(f"run {state.status}: {state.detail or 'as of its last graded epoch'}",
-                          style="yellow", markup=False, highlight=False)
-        baseline = load_results(baseline_path) if baseline_path else None
-        gates = load_gates_file(gates_path) if gates_path else gates_from_results(results, str(run.results_path))
-        verdicts = evaluate_gates(results, run, gates, baseline, model=model)
-    except (ResultsError, GateError) as e:
-        console.print(f"error: {e}", style="red", markup=False, highlight=False)
-        bad = _error_verdicts(str(e), results_path)
-        try:
-            if junit:
-                write_junit(bad, junit)
-            if markdown:
-                _write_markdown(render_markdown(bad), markdown)
-        except OSError:
-            pass
-        return EXIT_BAD_INPUT
-    print_table(verdicts, console)
-    try:
-        if junit:
-            write_junit(verdicts, junit)
-        if markdown:
-            _write_markdown(render_markdown(verdicts), markdown)
-    except OSError as e:
-        console.print(f"error: cannot write gate output: {e}", style="red", markup=False, highlight=False)
-        return EXIT_BAD_INPUT
-    if write_back:
-        stored = {k: v for k, v in verdicts.items()}
-        stored["source"] = str(gates_path) if gates_path else "suite"
-        results["gates"] = stored
-        try:
-            write_json(run.results_path, results)
-        except OSError as e:
-            console.print(f"warning: verdicts not stored in {run.results_path}: {e}", style="yellow",
-                          markup=False, highlight=False)
-    return EXIT_PASS if verdicts["passed"] else EXIT_FAIL
