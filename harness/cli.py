@@ -1,4 +1,4 @@
-"""`harness` command line: preflight, audit, train-and-grade, grade, gate, report, schema.
+"""`harness` command line: preflight, audit, train-and-grade, grade, perf, gate, report, schema.
 
 Exit codes: 0 success / gate passed, 1 gate or audit failed, 2 bad input (suite, data, results
 file), 3 the job does not fit in the memory budget. Errors the user can fix print one
@@ -60,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
     gr.add_argument("--run-dir")
     gr.add_argument("--no-report", action="store_true")
+
+    pe = sub.add_parser("perf", help="serving stress test of an OpenAI-compatible endpoint with the suite's "
+                                     "prompts, through EvalScope (pip install 'harness[evalscope]')")
+    pe.add_argument("suite")
+    pe.add_argument("--endpoint", required=True, help="base URL of the server, e.g. http://127.0.0.1:8000")
+    pe.add_argument("--concurrency", default="1,4,16", help="comma-separated concurrency levels (default 1,4,16)")
+    pe.add_argument("--requests", type=int, default=32,
+                    help="requests per level (default 32; at least the level's concurrency)")
+    pe.add_argument("--model", help="served model name (default: the suite's first model)")
+    pe.add_argument("--warmup", type=int, default=0, help="unmeasured requests before each level (default 0)")
+    pe.add_argument("--run-dir")
+    pe.add_argument("--no-report", action="store_true")
 
     ga = sub.add_parser("gate", help="CI regression gate: exit 0 pass, 1 fail, 2 bad input")
     ga.add_argument("results", help="results.json or its run directory")
@@ -256,6 +268,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         _prepare_suite_models(suite)
         if args.command == "audit":
             return _audit(suite, args.json, log, console)
+        if args.command == "perf":
+            from harness.perf import parse_concurrency, perf_suite, render_perf_table
+
+            results, run = perf_suite(suite, args.endpoint, parse_concurrency(args.concurrency), args.requests,
+                                      run_dir=args.run_dir, model=args.model, warmup=args.warmup, log=log)
+            render_perf_table(results["perf"], console)
+            if not args.no_report:
+                _render(run.root, console)
+            return EXIT_OK
         if args.command == "train-and-grade":
             from harness.pipeline import train_and_grade
 

@@ -23,14 +23,14 @@ def free_port() -> int:
 
 
 def _serve_command() -> list[str]:
-    exe = Path(sys.executable).parent / "transformers"
-    if not exe.exists():
-        pytest.skip("the `transformers` CLI is not installed next to this Python")
     try:
         import fastapi, uvicorn  # noqa: F401,E401
+        from transformers.cli.transformers import main  # noqa: F401  (the `transformers` console script)
     except ImportError:
         pytest.skip("transformers serve needs fastapi and uvicorn: pip install 'harness[serve]'")
-    return [str(exe), "serve"]
+    # this interpreter, not whichever `transformers` script is first on PATH
+    return [sys.executable, "-c", "import sys; from transformers.cli.transformers import main; "
+                                  "sys.argv[0] = 'transformers'; sys.exit(main())", "serve"]
 
 
 @contextmanager

@@ -74,27 +74,6 @@ class OpenAIBackend:
         return openai.AsyncOpenAI(base_url=self.url, api_key=self.api_key, timeout=self.timeout,
                                   max_retries=self.max_retries)
 
-    async def _check_model(self, client) -> None:
-        """Fail before the first item when the server is down or does not serve this model."""
-        openai = _client_module()
-        try:
-            served = [m.id async for m in client.models.list()]
-        except openai.APIConnectionError:
-            raise EndpointError(f"endpoint {self.url} is not reachable (connection refused or timed out); "
-                                f"is the server running?") from None
-        except openai.APIStatusError as e:
-            if e.status_code == 404:    # a server without /v1/models: the first request will tell
-                return
-            raise EndpointError(f"endpoint {self.url}/models answered HTTP {e.status_code}: "
-                                f"{_detail(e)}") from None
-        if not served or self.model in served:
-            return
-        alias = next((a for a in self.model_aliases if a in served), None)
-        if alias is None:
-            raise EndpointError(f"endpoint {self.url} does not serve model {self.model!r}; it serves "
-                                f"{', '.join(repr(s) for s in served)}: pass that name as --model")
-        self.model = alias
-
     async def _one(self, client, sem: asyncio.Semaphore, ex: Example, gen: GenerationSpec) -> Generation:
         openai = _client_module()
         async with sem:
@@ -121,17 +100,44 @@ class OpenAIBackend:
 
     async def _generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
         async with self._client() as client:
-            if not self._checked:
-                await self._check_model(client)
-                self._checked = True
             sem = asyncio.Semaphore(self.concurrency)
             return list(await asyncio.gather(*(self._one(client, sem, ex, gen) for ex in examples)))
 
     def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+        if not self._checked:   # fail before the first item when the server is down or the name wrong
+            self.model = served_model(self.url, self.model, self.model_aliases, self.api_key, self.timeout)
+            self._checked = True
         return asyncio.run(self._generate(examples, gen))
 
     def reference_nll(self, examples, batch_size):
         return None
+
+
+def served_model(url: str, model: str, aliases: Sequence[str] = (), api_key: str = "EMPTY",
+                 timeout: float = 30.0) -> str:
+    """The name the endpoint serves `model` under: itself or one of its aliases (GET /v1/models).
+
+    Down, or serving neither name: one clear error. A server without /v1/models (404) or one
+    listing nothing is trusted with `model` as given; its first answer will tell.
+    """
+    openai = _client_module()
+    try:
+        with openai.OpenAI(base_url=url, api_key=api_key, timeout=timeout, max_retries=1) as client:
+            served = [m.id for m in client.models.list()]
+    except openai.APIConnectionError:
+        raise EndpointError(f"endpoint {url} is not reachable (connection refused or timed out); "
+                            f"is the server running?") from None
+    except openai.APIStatusError as e:
+        if e.status_code == 404:
+            return model
+        raise EndpointError(f"endpoint {url}/models answered HTTP {e.status_code}: {_detail(e)}") from None
+    if not served or model in served:
+        return model
+    alias = next((a for a in aliases if a in served), None)
+    if alias is None:
+        raise EndpointError(f"endpoint {url} does not serve model {model!r}; it serves "
+                            f"{', '.join(repr(s) for s in served)}: pass that name as --model")
+    return alias
 
 
 def _retried(e) -> bool:
