@@ -282,6 +282,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             results, run = train_and_grade(suite, log=log, force=args.force, run_dir=args.run_dir,
                                            gpu_memory=args.gpu_memory)
+            from harness.distributed import processes
+
+            if not processes().is_main:   # under accelerate launch: rank 0 prints, gates, reports
+                return EXIT_OK
         else:
             from harness.pipeline import grade_models
 

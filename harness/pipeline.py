@@ -69,6 +69,18 @@ def _start(suite: Suite, run_dir: Optional[str]) -> tuple[RunDir, dict, Callable
     return run, results, lambda: write_json(run.results_path, results)
 
 
+def _start_on_main(suite: Suite, run_dir: Optional[str], procs) -> tuple[RunDir, dict, Callable[[], None]]:
+    """Rank 0 creates and writes the run directory; the other ranks learn its path and write nothing."""
+    if procs.is_main:
+        run, results, save = _start(suite, run_dir)
+    else:
+        run, results, save = None, new_results(suite.name, {}, {}), (lambda: None)
+    root = procs.broadcast(str(run.root) if run else None)
+    if procs.distributed and procs.is_main:
+        results["environment"]["processes"] = procs.world
+    return run or RunDir(Path(root)), results, save
+
+
 def _close(results: dict, save: Callable[[], None]) -> None:
     """Last write of a run, whatever ended it: a run never left 'running' keeps its epochs."""
     exc = sys.exc_info()[1]
@@ -164,14 +176,18 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                     gpu_memory: Optional[str] = None) -> tuple[dict, RunDir]:
     from harness import memory
     from harness.backends.transformers_backend import parameter_summary
+    from harness.distributed import processes
     from runners import trl_sft
 
     if suite.train is None:
         raise DataError(f"suite {suite.name!r} has no `train` section: use `harness grade` to grade without training")
+    procs = processes()                       # under `accelerate launch`: rank 0 writes, grades, logs
     tasks = load_tasks(suite)                 # data problems surface before any model work
     train_rows = load_training_rows(suite)
-    run, results, save = _start(suite, run_dir)
-    log(f"run directory: {run.root}")
+    run, results, save = _start_on_main(suite, run_dir, procs)
+    if not procs.is_main:
+        log = lambda msg: None  # noqa: E731
+    log(f"run directory: {run.root}" + (f" ({procs.world} processes)" if procs.distributed else ""))
     try:
         for spec in suite.models:
             path = resolve_model_path(spec.path, log=log)
@@ -193,10 +209,11 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                 raise AuditFailed(f"pre-training audit failed: {record['audit']['verdict']['summary']} "
                                   f"(set diagnostics.audit.fail_on_error: false to train anyway)")
 
-            _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log)
-            record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
-            record.pop("_measured", None)
-            _diagnose(record, run, suite)
+            _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log, procs, path)
+            if procs.is_main:
+                record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
+                record.pop("_measured", None)
+                _diagnose(record, run, suite)
             save()
             _log_best(record, log)
         results["status"] = "complete"
@@ -206,22 +223,35 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
 
 
 def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks: list[LoadedTask],
-               run: RunDir, record: dict, save: Callable[[], None], log: Log) -> None:
-    from harness.backends.transformers_backend import TransformersBackend
+               run: RunDir, record: dict, save: Callable[[], None], log: Log, procs=None,
+               path: Optional[str] = None) -> None:
+    from harness.backends.transformers_backend import TransformersBackend, load_model_and_tokenizer
+    from harness.distributed import Processes
     from harness.early_stopping import EarlyStopper
     from harness.memory import MemoryCallback
+    from harness.sharding import WEIGHTS_SHARDED, strategy_of
     from runners import trl_sft
 
-    backend = TransformersBackend(model, tokenizer)
+    procs = procs or Processes(0, 1)
+    dist = suite.train.distributed
+    # ZeRO-3 / FSDP full_shard: rank 0's model object holds only its shard; grade a gathered checkpoint
+    gathered = procs.distributed and dist is not None and \
+        strategy_of(dist.deepspeed, dist.fsdp)[0] in WEIGHTS_SHARDED
+    backend = TransformersBackend(model, tokenizer) if procs.is_main else None
     best_key = default_best_metric(suite, tasks)
     es = suite.train.early_stopping
     stopper = None
     if es:
         stopper = EarlyStopper(patience=es.patience, min_delta=es.min_delta)
 
-    def grade(epoch: int, step: int) -> dict:
+    def grade(epoch: int, step: int, saved: Optional[Path] = None) -> dict:
         t0 = time.perf_counter()
-        er = grade_epoch(backend, tasks, suite.bootstrap, run, spec.name, epoch, step)
+        by = backend
+        if saved is not None:   # the gathered weights, as `harness grade` would load them
+            adapter = (saved / "adapter_config.json").is_file()
+            by = TransformersBackend(*load_model_and_tokenizer(path if adapter else str(saved),
+                                                               str(saved) if adapter else None))
+        er = grade_epoch(by, tasks, suite.bootstrap, run, spec.name, epoch, step)
         record["epochs"].append(er)
         record["best"] = _best(record, best_key)
         save()
@@ -231,21 +261,41 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         log(f"epoch {epoch} graded in {time.perf_counter() - t0:.1f}s: {scores}")
         return er
 
-    grade(0, 0)
-    if stopper:
-        stopper.update(0, *score_of(record["epochs"][0], es.metric))
+    if procs.is_main:
+        grade(0, 0)
+        if stopper:
+            stopper.update(0, *score_of(record["epochs"][0], es.metric))
+    procs.barrier()   # the other ranks wait for rank 0's grading (here and at every epoch end)
 
-    def on_epoch_end(epoch: int, step: int, trained_model) -> bool:
-        er = grade(epoch, step)
+    def on_epoch_end(epoch: int, step: int, trained_model, save_model=None) -> bool:
+        ckpt = None
+        if suite.train.save_checkpoints or gathered:
+            ckpt = run.checkpoint_path(spec.name, epoch) if suite.train.save_checkpoints \
+                else run.root / ".gathered" / f"epoch-{epoch}"
+            if procs.distributed:
+                save_model(ckpt)          # every rank: DeepSpeed/FSDP gather the shards; rank 0 writes
+            else:
+                trained_model.save_pretrained(ckpt)
+            if procs.is_main:
+                tokenizer.save_pretrained(ckpt)
+        stop = False
+        if procs.is_main:
+            stop = _after_epoch(epoch, step, ckpt if gathered else None)
+        procs.barrier()
+        return procs.broadcast(stop)      # every rank stops early together
+
+    def _after_epoch(epoch: int, step: int, gathered_ckpt: Optional[Path]) -> bool:
+        import shutil
+
+        er = grade(epoch, step, gathered_ckpt)
         steps = [r["loss"] for r in train.log if epoch - 1 < r["epoch"] <= epoch + 1e-9]
         er["train_loss"] = sum(steps) / len(steps) if steps else None
         if suite.train.save_checkpoints:
-            ckpt = run.checkpoint_path(spec.name, epoch)
-            trained_model.save_pretrained(ckpt)
-            tokenizer.save_pretrained(ckpt)
-            er["checkpoint"] = run.rel(ckpt)
+            er["checkpoint"] = run.rel(run.checkpoint_path(spec.name, epoch))
             record["best"] = _best(record, best_key)
             rotate_checkpoints(record, suite.train.keep_checkpoints, run)
+        elif gathered_ckpt is not None:
+            shutil.rmtree(gathered_ckpt, ignore_errors=True)
         save()
         if stopper and stopper.update(epoch, *score_of(er, es.metric)):
             log(f"early stopping after epoch {epoch}: {es.metric} has not improved for {es.patience} epochs "
@@ -259,8 +309,9 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
 
     def on_log(row: dict) -> None:
         train.log.append(row)
-        write_atomic(run.root / "train_log.jsonl",
-                     "".join(json.dumps(r) + "\n" for r in train.log))
+        if procs.is_main:
+            write_atomic(run.root / "train_log.jsonl",
+                         "".join(json.dumps(r) + "\n" for r in train.log))
 
     result = trl_sft.train(model, tokenizer, tokenized, suite.train, run.root / ".trainer",
                            on_epoch_end, on_log=on_log, extra_callbacks=(mem_cb,))

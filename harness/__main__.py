@@ -1,0 +1,2 @@
+from harness.cli import main
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Several training processes (`accelerate launch`, `torchrun`): who writes, who waits.
+
+Under a launcher every process runs the whole `train-and-grade`; only rank 0 (the main
+process) writes the run directory, logs, grades and renders. The others train their shard of
+the data and wait at a barrier while rank 0 grades an epoch; then every rank learns from rank 0
+whether to stop early. Without a launcher there is one process and every call here is free.
+
+The process group is created through accelerate's `PartialState` (gloo on CPU, NCCL on GPUs),
+the same object the Trainer uses afterwards, so both agree on ranks and backend.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Processes:
+    rank: int
+    world: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj` on every rank (any picklable value)."""
+        if not self.distributed:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def launched_world_size() -> int:
+    """Processes started by a launcher (WORLD_SIZE), 1 without one."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def processes() -> Processes:
+    """This process's rank and the world size; under a launcher, the process group is set up."""
+    if launched_world_size() <= 1:
+        return Processes(0, 1)
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True is what makes accelerate choose gloo for a multi-process CPU run (the Trainer's
+    # use_cpu does the same later; the state is shared, so the first call decides).
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return Processes(state.process_index, state.num_processes)
