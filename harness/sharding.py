@@ -101,9 +101,14 @@ def per_gpu_terms(terms: dict[str, int], plan: ShardingPlan) -> tuple[dict[str, 
 
 def describe(plan: ShardingPlan) -> str:
     divided = ", ".join(plan.divided_terms) or "no term"
+    whole = [k for k in ("weights", "gradients", "optimizer") if k not in plan.divided_terms]
     text = f"{plan.strategy} over {plan.gpus} GPU(s): per GPU, {divided} divided by {plan.divisor}"
+    if whole:
+        text += f"; kept whole on every GPU: {', '.join(whole)}"
     if plan.offloaded:
         text += f"; {', '.join(plan.offloaded)} offloaded to CPU"
+    if plan.weights_sharded:
+        text += "; rank 0 grades each epoch from a gathered checkpoint (the full weights, once more)"
     return text + "; activations, logits and generation are per GPU (per-device batch), not divided"
 
 
