@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+GRADING_TIMEOUT_S = int(os.environ.get("HARNESS_DIST_TIMEOUT_S", 4 * 3600))
 
 
 @dataclass(frozen=True)
@@ -59,5 +62,7 @@ def processes() -> Processes:
 
     # cpu=True is what makes accelerate choose gloo for a multi-process CPU run (the Trainer's
     # use_cpu does the same later; the state is shared, so the first call decides).
-    state = PartialState(cpu=not torch.cuda.is_available())
+    # The timeout bounds every collective, the barrier where ranks wait for rank 0's grading
+    # included: torch's default (10 min with NCCL) is shorter than grading a large task can take.
+    state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=GRADING_TIMEOUT_S))
     return Processes(state.process_index, state.num_processes)
