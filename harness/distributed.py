@@ -66,3 +66,42 @@ def processes() -> Processes:
     # included: torch's default (10 min with NCCL) is shorter than grading a large task can take.
     state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=GRADING_TIMEOUT_S))
     return Processes(state.process_index, state.num_processes)
+
+
+class ShardedBackend:
+    """A backend whose items are split across ranks: rank r answers items r, r+N, r+2N, ...;
+    the answers are gathered on every rank in the caller's order. Every rank must make the
+    same calls in the same order (rank 0 through grade_epoch, the others through
+    `follow_grading`), each item is generated once."""
+
+    def __init__(self, inner, procs: Processes):
+        self.inner, self.procs = inner, procs
+        self.name, self.parameters = inner.name, getattr(inner, "parameters", None)
+
+    def _gather(self, mine: list, n: int) -> list:
+        import torch.distributed as dist
+
+        parts: list = [None] * self.procs.world
+        dist.all_gather_object(parts, mine)
+        out: list = [None] * n
+        for r, part in enumerate(parts):
+            out[r::self.procs.world] = part
+        return out
+
+    def generate(self, examples, gen):
+        mine = self.inner.generate(list(examples)[self.procs.rank::self.procs.world], gen)
+        return self._gather(mine, len(examples))
+
+    def reference_nll(self, examples, batch_size):
+        mine = self.inner.reference_nll(list(examples)[self.procs.rank::self.procs.world], batch_size)
+        return self._gather(mine, len(examples))
+
+
+def follow_grading(backend: ShardedBackend, tasks) -> None:
+    """What a rank other than 0 does while rank 0 runs grade_epoch: the same backend calls, in
+    the same order (harness.grade.grade_task: generation, then likelihood, task by task)."""
+    for task in tasks:
+        if task.needs_generation:
+            backend.generate(task.examples, task.spec.generation)
+        if task.needs_likelihood:
+            backend.reference_nll(task.examples, task.spec.generation.batch_size)

@@ -226,7 +226,7 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
                run: RunDir, record: dict, save: Callable[[], None], log: Log, procs=None,
                path: Optional[str] = None) -> None:
     from harness.backends.transformers_backend import TransformersBackend, load_model_and_tokenizer
-    from harness.distributed import Processes
+    from harness.distributed import Processes, ShardedBackend, follow_grading
     from harness.early_stopping import EarlyStopper
     from harness.memory import MemoryCallback
     from harness.sharding import WEIGHTS_SHARDED, strategy_of
@@ -237,7 +237,11 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
     # ZeRO-3 / FSDP full_shard: rank 0's model object holds only its shard; grade a gathered checkpoint
     gathered = procs.distributed and dist is not None and \
         strategy_of(dist.deepspeed, dist.fsdp)[0] in WEIGHTS_SHARDED
-    backend = TransformersBackend(model, tokenizer) if procs.is_main else None
+    # grading: sharded: every rank answers 1/N of the items (full weights on every rank only)
+    sharded = procs.distributed and dist is not None and dist.grading == "sharded" and not gathered
+    backend = TransformersBackend(model, tokenizer) if procs.is_main or sharded else None
+    if sharded:
+        backend = ShardedBackend(backend, procs)
     best_key = default_best_metric(suite, tasks)
     es = suite.train.early_stopping
     stopper = None
@@ -265,6 +269,8 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         grade(0, 0)
         if stopper:
             stopper.update(0, *score_of(record["epochs"][0], es.metric))
+    elif sharded:
+        follow_grading(backend, tasks)
     procs.barrier()   # the other ranks wait for rank 0's grading (here and at every epoch end)
 
     def on_epoch_end(epoch: int, step: int, trained_model, save_model=None) -> bool:
@@ -281,6 +287,8 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         stop = False
         if procs.is_main:
             stop = _after_epoch(epoch, step, ckpt if gathered else None)
+        elif sharded:
+            follow_grading(backend, tasks)
         procs.barrier()
         return procs.broadcast(stop)      # every rank stops early together
 

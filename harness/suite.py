@@ -128,6 +128,9 @@ class DistributedSpec(_Strict):
         None, ge=1, description="GPUs the preflight estimate divides by (default: the launcher's WORLD_SIZE, "
                                 "else the visible GPUs).")
     gpus_per_node: Optional[int] = Field(None, ge=1, description="For FSDP hybrid_shard: GPUs per node.")
+    grading: Literal["rank0", "sharded"] = Field(
+        "rank0", description="Per-epoch grading: rank 0 alone while the others wait, or the items split "
+                             "across ranks and gathered (DDP/ZeRO-1/2/shard_grad_op only).")
 
     @model_validator(mode="after")
     def _one_engine(self) -> "DistributedSpec":

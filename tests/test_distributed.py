@@ -1,5 +1,6 @@
 """Several processes (accelerate launch, gloo on CPU): rank 0 alone writes the run directory and
-grades every epoch once; the scores equal `harness grade` of the saved checkpoints."""
+grades every epoch once (alone, or with the items sharded across the ranks); the scores equal
+`harness grade` of the saved checkpoints."""
 from __future__ import annotations
 
 import json
@@ -39,6 +40,7 @@ train:
   batch_size: 8
   max_seq_len: 96
   logging_steps: 1
+  distributed: {{grading: {grading}}}
 tasks:
   - name: en-fr
     data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 12}}}}
@@ -49,13 +51,14 @@ bootstrap: {{samples: 30}}
 
 
 @pytest.mark.slow
-def test_two_processes_write_once_and_grade_like_harness_grade(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("grading", ["rank0", "sharded"])
+def test_two_processes_write_once_and_grade_like_harness_grade(tiny_model_dir, tmp_path, grading):
     from harness.pipeline import grade_models
     from harness.suite import ModelSpec, load_suite
 
     out = tmp_path / "runs"
     suite_file = tmp_path / "s.yaml"
-    suite_file.write_text(SUITE.format(out=out, model=tiny_model_dir))
+    suite_file.write_text(SUITE.format(out=out, model=tiny_model_dir, grading=grading))
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(free_port()),
