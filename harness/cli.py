@@ -1,4 +1,4 @@
-"""`harness` command line: preflight, audit, train-and-grade, grade, gate, report, data, schema.
+"""`harness` command line: preflight, audit, train-and-grade, grade, perf, gate, report, data, schema.
 
 Exit codes: 0 success / gate passed, 1 gate or audit failed, 2 bad input (suite, data, results
 file), 3 the job does not fit in the memory budget. Errors the user can fix print one
@@ -69,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--run-dir")
     gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
+
+    pe = sub.add_parser("perf", help="serving stress test of an OpenAI-compatible endpoint with the suite's "
+                                     "prompts, through EvalScope (pip install 'harness[evalscope]')")
+    pe.add_argument("suite")
+    pe.add_argument("--endpoint", required=True, help="base URL of the server, e.g. http://127.0.0.1:8000")
+    pe.add_argument("--concurrency", default="1,4,16", help="comma-separated concurrency levels (default 1,4,16)")
+    pe.add_argument("--requests", type=int, default=32,
+                    help="requests per level (default 32; at least the level's concurrency)")
+    pe.add_argument("--model", help="served model name (default: the suite's first model)")
+    pe.add_argument("--warmup", type=int, default=0, help="unmeasured requests before each level (default 0)")
+    pe.add_argument("--run-dir")
+    pe.add_argument("--no-report", action="store_true")
 
     ga = sub.add_parser("gate", help="CI regression gate: exit 0 pass, 1 fail, 2 bad input")
     ga.add_argument("results", help="results.json or its run directory")
@@ -340,6 +352,10 @@ def train_and_grade(args, out: Output) -> int:
                          f"give one")
     results, run = run_training(suite, log=out.log, force=args.force, run_dir=args.run_dir,
                                 gpu_memory=args.gpu_memory, overwrite=args.overwrite, resume=args.resume)
+    from harness.distributed import processes
+
+    if not processes().is_main:   # under accelerate launch: rank 0 prints, gates, reports
+        return EXIT_OK
     return _finish(suite, results, run, args, out)
 
 
@@ -362,6 +378,20 @@ def grade(args, out: Output) -> int:
                                 predictions=args.predictions, endpoint=args.endpoint,
                                 allow_partial=args.allow_partial, overwrite=args.overwrite)
     return _finish(suite, results, run, args, out)
+
+
+def perf(args, out: Output) -> int:
+    from harness.perf import parse_concurrency, perf_suite, render_perf_table
+    from harness.suite import load_suite
+
+    suite = load_suite(args.suite)
+    _prepare_suite_models(suite)
+    results, run = perf_suite(suite, args.endpoint, parse_concurrency(args.concurrency), args.requests,
+                              run_dir=args.run_dir, model=args.model, warmup=args.warmup, log=out.log)
+    render_perf_table(results["perf"], out.console)
+    if not args.no_report:
+        _render(run.root, out.console)
+    return EXIT_OK
 
 
 def data(args, out: Output) -> int:
@@ -391,6 +421,7 @@ COMMANDS: dict[str, Callable[[Any, Output], int]] = {
     "audit": audit,
     "train-and-grade": train_and_grade,
     "grade": grade,
+    "perf": perf,
     "gate": gate,
     "report": report,
     "schema": schema,

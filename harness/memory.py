@@ -482,6 +482,7 @@ class TrainPlan:
     lengths: Optional[list] = None     # token counts of sampled training rows (for the remedies)
     lengths_exact: bool = False        # tokenized (True) or a UTF-8 byte bound (False)
     notes: list = field(default_factory=list)
+    sharding: Any = None               # [scale15] harness.sharding.ShardingPlan (several GPUs) or None
 
     # ---- derived shapes
     @property
@@ -605,6 +606,9 @@ def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cud
         else:
             plan.weight_dtype = "fp32"  # runners/trl_sft.py loads fp32 and autocasts (bf16/fp16 mixed precision)
         plan.eval_dtype = plan.weight_dtype
+        from harness.sharding import sharding_plan   # [scale15] call site: per-GPU terms under DDP/ZeRO/FSDP
+
+        plan.sharding = sharding_plan(t.distributed)
         if plan.padding_free and attn != "flash_attention_2":
             plan.notes.append(f"packing with {attn}: the packed batch is one row of {t.batch_size}×max_seq_len "
                               "tokens with a block-diagonal mask of that length squared; "
@@ -1214,6 +1218,13 @@ def estimate(plan: TrainPlan) -> Estimate:
                                   f"{fmt_bytes(walk['head'])} + tile min(tokens, {CHUNK_TOKENS}) × "
                                   f"min(vocab, {CHUNK_VOCAB:,}) + fp32 hidden-state gradient "
                                   f"{fmt_bytes(walk['head_transient'])}; no tokens × vocab logits")
+        if plan.sharding is not None:   # [scale15] call site: harness/sharding.py divides terms per GPU
+            from harness.sharding import describe, per_gpu_terms
+
+            terms, how = per_gpu_terms(terms, plan.sharding)
+            for k, h in how.items():
+                formulas[k] = f"{formulas.get(k, '')} {h}".strip()
+            notes.append(describe(plan.sharding))
         train_dyn = terms["gradients"] + terms["activations"] + terms["logits"]
         step_dyn = terms["gradients"] + terms["optimizer_step"]
     else:

@@ -102,6 +102,24 @@ def _start(suite: Suite, run_dir: Optional[str], overwrite: bool = False) -> tup
     return run, results, lambda: write_json(run.results_path, results)
 
 
+def _start_on_main(suite: Suite, run_dir: Optional[str], procs, overwrite: bool = False,
+                   resume: Optional[str] = None, force: bool = False) -> tuple[RunDir, dict, Callable[[], None]]:
+    """Rank 0 creates (or reopens, to resume) and writes the run directory; the other ranks learn its
+    path and write nothing (resuming, they read the run's records to continue from the same point)."""
+    if procs.is_main:
+        run, results, save = _reopen(suite, resume, force) if resume else _start(suite, run_dir, overwrite)
+    elif resume:
+        from harness.results import load_results
+
+        run, results, save = None, load_results(resume)[0], (lambda: None)
+    else:
+        run, results, save = None, new_results(suite.name, {}, {}), (lambda: None)
+    root = procs.broadcast(str(run.root) if run else None)
+    if procs.distributed and procs.is_main:
+        results["environment"]["processes"] = procs.world
+    return run or RunDir(Path(root)), results, save
+
+
 def _close(results: dict, save: Callable[[], None]) -> None:
     """Last write of a run, whatever ended it: a run never left 'running' keeps its epochs."""
     exc = sys.exc_info()[1]
@@ -204,24 +222,27 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
     from harness import memory
     from harness import resume as resuming
     from harness.backends.transformers_backend import parameter_summary
+    from harness.distributed import processes
     from runners import trl_sft
 
     if suite.train is None:
         raise DataError(f"suite {suite.name!r} has no `train` section: use `harness grade` to grade without training")
-    if not resume:
+    procs = processes()                       # under `accelerate launch`: rank 0 writes, grades, logs
+    if not resume and procs.is_main:
         plan_run_dir(suite, run_dir, overwrite)   # refused before any work, and before anything is written
     tasks = load_tasks(suite)                 # data problems surface before any model work
     train_rows = load_training_rows(suite)
+    run, results, save = _start_on_main(suite, run_dir, procs, overwrite, resume, force)
+    if not procs.is_main:
+        log = lambda msg: None  # noqa: E731
     if resume:
-        run, results, save = _reopen(suite, resume, force)
         log(f"resuming run directory: {run.root}")
     else:
-        run, results, save = _start(suite, run_dir, overwrite)
-        if any(d.recipe for d in suite.train.data):   # which built dataset was trained on: its manifest hash
+        if procs.is_main and any(d.recipe for d in suite.train.data):   # the built dataset: its manifest hash
             from harness.dataprep.build import suite_data_records
 
             results["data"] = suite_data_records(suite)
-        log(f"run directory: {run.root}")
+        log(f"run directory: {run.root}" + (f" ({procs.world} processes)" if procs.distributed else ""))
     try:
         for spec in suite.models:
             record = next((r for r in results["models"] if r["name"] == spec.name), None)
@@ -237,7 +258,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
             if record is not None and record["epochs"]:
                 dropped = resuming.keep_epochs_up_to(record, point)
-                resuming.remove_other_states(run, spec.name, point.path if point else None)
+                if procs.is_main:
+                    resuming.remove_other_states(run, spec.name, point.path if point else None)
                 log(f"{spec.name}: resuming after epoch {point.epoch if point else 0}"
                     + (f" (epochs {dropped} are graded again)" if dropped else ""))
             else:
@@ -257,7 +279,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                                       f"(set diagnostics.audit.fail_on_error: false to train anyway)")
 
             try:
-                _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log, point)
+                _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log, point, procs, path)
             except Exception as e:
                 if not is_out_of_memory(e):
                     raise
@@ -266,11 +288,12 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                     f"training {spec.name} ran out of GPU memory after epoch {graded[-1] if graded else 0} "
                     f"(graded epochs {graded} are kept in {run.root}); the preflight's remedy: "
                     f"{training_remedy(suite, spec, gpu_memory or suite.memory.gpu_memory)}") from None
-            resuming.remove_other_states(run, spec.name, None)   # finished: the Trainer state is not needed
-            record["resume_state"] = None
-            record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
-            record.pop("_measured", None)
-            _diagnose(record, run, suite)
+            if procs.is_main:
+                resuming.remove_other_states(run, spec.name, None)   # finished: the Trainer state is not needed
+                record["resume_state"] = None
+                record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
+                record.pop("_measured", None)
+                _diagnose(record, run, suite)
             save()
             _log_best(record, log)
         results["status"] = "complete"
@@ -294,26 +317,43 @@ def _reopen(suite: Suite, run_dir: str, force: bool) -> tuple[RunDir, dict, Call
 
 
 def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks: list[LoadedTask],
-               run: RunDir, record: dict, save: Callable[[], None], log: Log, point=None) -> None:
-    """Grade epoch 0, train with grading at each epoch end; `point`: continue after that saved epoch."""
-    from harness.backends.transformers_backend import TransformersBackend
+               run: RunDir, record: dict, save: Callable[[], None], log: Log, point=None, procs=None,
+               path: Optional[str] = None) -> None:
+    """Grade epoch 0, train with grading at each epoch end; `point`: continue after that saved epoch.
+    Several processes: rank 0 grades (or each rank a shard of the items) while the others wait."""
+    from harness.backends.transformers_backend import TransformersBackend, load_model_and_tokenizer
+    from harness.distributed import Processes, ShardedBackend, follow_grading
     from harness.early_stopping import EarlyStopper
     from harness.memory import MemoryCallback
     from harness.resume import remove_other_states, trainer_dir
+    from harness.sharding import WEIGHTS_SHARDED, strategy_of
     from runners import trl_sft
 
-    backend = TransformersBackend(model, tokenizer) if suite.grading.backend == "transformers" \
-        else _vllm_grader(suite, spec, model)
-    vllm = backend if suite.grading.backend == "vllm" else None
+    procs = procs or Processes(0, 1)
+    dist = suite.train.distributed
+    # ZeRO-3 / FSDP full_shard: rank 0's model object holds only its shard; grade a gathered checkpoint
+    gathered = procs.distributed and dist is not None and \
+        strategy_of(dist.deepspeed, dist.fsdp)[0] in WEIGHTS_SHARDED
+    # grading: sharded: every rank answers 1/N of the items (full weights on every rank only)
+    sharded = procs.distributed and dist is not None and dist.grading == "sharded" and not gathered
+    vllm = _vllm_grader(suite, spec, model) if suite.grading.backend == "vllm" and procs.is_main else None
+    backend = vllm or (TransformersBackend(model, tokenizer) if procs.is_main or sharded else None)
+    if sharded and vllm is None:
+        backend = ShardedBackend(backend, procs)
     best_key = default_best_metric(suite, tasks)
     es = suite.train.early_stopping
     stopper = None
     if es:
         stopper = EarlyStopper(patience=es.patience, min_delta=es.min_delta)
 
-    def grade(epoch: int, step: int) -> dict:
+    def grade(epoch: int, step: int, saved: Optional[Path] = None) -> dict:
         t0 = time.perf_counter()
-        er = grade_epoch(backend, tasks, suite.bootstrap, run, spec.name, epoch, step)
+        by = backend
+        if saved is not None:   # the gathered weights, as `harness grade` would load them
+            adapter = (saved / "adapter_config.json").is_file()
+            by = TransformersBackend(*load_model_and_tokenizer(path if adapter else str(saved),
+                                                               str(saved) if adapter else None))
+        er = grade_epoch(by, tasks, suite.bootstrap, run, spec.name, epoch, step)
         record["epochs"].append(er)
         record["best"] = _best(record, best_key)
         save()
@@ -323,39 +363,56 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         log(f"epoch {epoch} graded in {time.perf_counter() - t0:.1f}s: {scores}")
         return er
 
-    if not record["epochs"]:
-        grade(0, 0)
-    if vllm:
-        vllm.pause_for_training(suite.train.method)
-    record["best"] = _best(record, best_key)
-    if stopper:   # a resumed run replays the epochs it keeps
-        for er in record["epochs"]:
-            stopper.update(er["epoch"], *score_of(er, es.metric))
+    if procs.is_main:
+        if not record["epochs"]:
+            grade(0, 0)
+        if vllm:
+            vllm.pause_for_training(suite.train.method)
+        record["best"] = _best(record, best_key)
+        if stopper:   # a resumed run replays the epochs it keeps
+            for er in record["epochs"]:
+                stopper.update(er["epoch"], *score_of(er, es.metric))
+    elif sharded and not record["epochs"]:
+        follow_grading(backend, tasks)
+    procs.barrier()   # the other ranks wait for rank 0's grading (here and at every epoch end)
     if record.get("early_stopped"):
         return    # it had stopped early: training was over before the interruption
 
-    def on_epoch_end(epoch: int, step: int, trained_model) -> bool:
-        ckpt = run.checkpoint_path(spec.name, epoch)
-        if vllm:   # vLLM reads the epoch's weights or adapter from its checkpoint directory
-            trained_model.save_pretrained(ckpt)
-            tokenizer.save_pretrained(ckpt)
+    def on_epoch_end(epoch: int, step: int, trained_model, save_model=None) -> bool:
+        ckpt = None
+        if suite.train.save_checkpoints or gathered or vllm:   # vLLM reads the epoch from its checkpoint
+            ckpt = run.checkpoint_path(spec.name, epoch) if suite.train.save_checkpoints or vllm \
+                else run.root / ".gathered" / f"epoch-{epoch}"
+            if procs.distributed:
+                save_model(ckpt)          # every rank: DeepSpeed/FSDP gather the shards; rank 0 writes
+            else:
+                trained_model.save_pretrained(ckpt)
+            if procs.is_main:
+                tokenizer.save_pretrained(ckpt)
+        stop = False
+        if procs.is_main:
+            stop = _after_epoch(epoch, step, ckpt)
+        elif sharded:
+            follow_grading(backend, tasks)
+        procs.barrier()
+        return procs.broadcast(stop)      # every rank stops early together
+
+    def _after_epoch(epoch: int, step: int, ckpt: Optional[Path]) -> bool:
+        import shutil
+
+        if vllm:
             vllm.grade_checkpoint(str(ckpt), suite.train.method)
-        er = grade(epoch, step)
+        er = grade(epoch, step, ckpt if gathered and not vllm else None)
         if vllm:
             vllm.pause_for_training(suite.train.method)
-            if not suite.train.save_checkpoints:
-                import shutil
-
-                shutil.rmtree(ckpt, ignore_errors=True)
         steps = [r["loss"] for r in train.log if epoch - 1 < r["epoch"] <= epoch + 1e-9]
         er["train_loss"] = sum(steps) / len(steps) if steps else None
         if suite.train.save_checkpoints:
-            if not vllm:
-                trained_model.save_pretrained(ckpt)
-                tokenizer.save_pretrained(ckpt)
             er["checkpoint"] = run.rel(ckpt)
             record["best"] = _best(record, best_key)
             rotate_checkpoints(record, suite.train.keep_checkpoints, run)
+        elif ckpt is not None:
+            shutil.rmtree(ckpt, ignore_errors=True)
         save()
         if stopper and stopper.update(epoch, *score_of(er, es.metric)):
             log(f"early stopping after epoch {epoch}: {es.metric} has not improved for {es.patience} epochs "
@@ -369,15 +426,17 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         record["resume_state"] = {"epoch": epoch, "step": step, "path": run.rel(path)}
         record["train"] = train.as_dict()
         save()
-        remove_other_states(run, spec.name, path)
+        if procs.is_main:
+            remove_other_states(run, spec.name, path)
 
     prior = record.get("train") or {}
     train = trl_sft.TrainRecord(log=list(prior.get("log") or []), seconds=float(prior.get("seconds") or 0.0))
     mem_cb = MemoryCallback()
 
     def on_log(row: dict) -> None:   # the runner has appended the row to train.log
-        write_atomic(run.root / "train_log.jsonl",
-                     "".join(json.dumps(r) + "\n" for r in train.log))
+        if procs.is_main:
+            write_atomic(run.root / "train_log.jsonl",
+                         "".join(json.dumps(r) + "\n" for r in train.log))
 
     result = trl_sft.train(model, tokenizer, tokenized, suite.train, trainer_dir(run, spec.name),
                            on_epoch_end, on_log=on_log, extra_callbacks=(mem_cb,), on_state_saved=on_state_saved,

@@ -144,6 +144,32 @@ class EarlyStoppingSpec(_Strict):
     min_delta: float = Field(0.0, ge=0)
 
 
+class DistributedSpec(_Strict):
+    """Multi-GPU training under `accelerate launch`: handed to TRL/transformers as they are
+    (TrainingArguments `deepspeed=` / `fsdp=` / `fsdp_config=`); docs/scale.md."""
+
+    deepspeed: Optional[Union[str, dict[str, Any]]] = Field(
+        None, description="DeepSpeed config: a JSON file (relative to the suite) or the config itself; "
+                          "its zero_optimization.stage picks ZeRO-1/2/3.")
+    fsdp: Optional[str] = Field(
+        None, description="FSDP options as transformers takes them, e.g. 'full_shard auto_wrap' or "
+                          "'shard_grad_op auto_wrap'.")
+    fsdp_config: Optional[dict[str, Any]] = Field(None, description="TrainingArguments.fsdp_config.")
+    num_processes: Optional[int] = Field(
+        None, ge=1, description="GPUs the preflight estimate divides by (default: the launcher's WORLD_SIZE, "
+                                "else the visible GPUs).")
+    gpus_per_node: Optional[int] = Field(None, ge=1, description="For FSDP hybrid_shard: GPUs per node.")
+    grading: Literal["rank0", "sharded"] = Field(
+        "rank0", description="Per-epoch grading: rank 0 alone while the others wait, or the items split "
+                             "across ranks and gathered (DDP/ZeRO-1/2/shard_grad_op only).")
+
+    @model_validator(mode="after")
+    def _one_engine(self) -> "DistributedSpec":
+        if self.deepspeed is not None and self.fsdp:
+            raise ValueError("give either deepspeed or fsdp, not both")
+        return self
+
+
 class TrainSpec(_Strict):
     data: list[DataSpec] = Field(..., min_length=1)
     method: Literal["full", "lora", "qlora"] = "full"
@@ -169,6 +195,7 @@ class TrainSpec(_Strict):
         None, ge=1, description="Keep only the newest N epoch checkpoints (the best one is always kept); "
                                 "unset keeps all.")
     logging_steps: int = Field(5, ge=1)
+    distributed: Optional[DistributedSpec] = None
 
 
 # -------------------------------------------------------------------------- tasks
@@ -520,6 +547,9 @@ def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
                 read_json_schema(suite.resolve(t.json_schema))
             except SuiteError as e:
                 fail(("tasks", i, "json_schema"), str(e))
+    ds = suite.train.distributed.deepspeed if suite.train and suite.train.distributed else None
+    if isinstance(ds, str):
+        check(ds, ("train", "distributed", "deepspeed"))
     for i, m in enumerate(suite.models):
         if m.adapter:
             problem = model_dir_problem(str(suite.resolve(m.adapter)), adapter=True)
@@ -539,6 +569,9 @@ def _check_files(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
 
 def _resolve_models(suite: Suite) -> None:
     """Local model directories and adapters relative to the suite file, as the file check found them."""
+    dist = suite.train.distributed if suite.train else None
+    if dist and isinstance(dist.deepspeed, str):   # the DeepSpeed config file too
+        dist.deepspeed = str(suite.resolve(dist.deepspeed))
     for m in suite.models:
         if m.adapter:
             m.adapter = str(suite.resolve(m.adapter))

@@ -28,6 +28,7 @@ from reports.collect import (Series, diagnostics_evidence, environment_table, fo
                              load_series, loss_curves, memory_breakdown, metric_curve, metric_keys,
                              score_table, signatures, suite_texts)
 from reports.data import training_data
+from reports.perf import perf_tables
 from reports.samples import MAX_CHARS, MAX_SAMPLES, sample_sets, script_json
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -43,7 +44,8 @@ def render_report(run_dirs: list[Path], out: Optional[Path] = None, max_samples:
     series = load_series(run_dirs)
     if out is None:
         out = run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("compare.html")
-    html = render_html(series, comparison=len(run_dirs) > 1, max_samples=max_samples, max_chars=max_chars)
+    html = render_html(series, comparison=len(run_dirs) > 1, max_samples=max_samples, max_chars=max_chars,
+                       perf=perf_tables(run_dirs))
     write_atomic(Path(out), html)
     umask = os.umask(0)
     os.umask(umask)
@@ -52,7 +54,7 @@ def render_report(run_dirs: list[Path], out: Optional[Path] = None, max_samples:
 
 
 def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_SAMPLES,
-                max_chars: int = MAX_CHARS) -> str:
+                max_chars: int = MAX_CHARS, perf: list[dict] = ()) -> str:
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     js = (TEMPLATES / "report.js").read_text(encoding="utf-8")
     sets = sample_sets(series, max_samples, max_chars)
@@ -84,6 +86,7 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "env_rows": env_rows,
         "signatures": signatures(series),
         "suites": suite_texts(series),
+        "perf": list(perf),
         "css": Markup(css),
         "js": Markup(js),
         "csp": _csp(js),

@@ -26,8 +26,9 @@ from harness.suite import ModelSpec, TrainSpec
 
 OPTIMIZERS = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "sgd": "sgd", "adafactor": "adafactor"}
 
-# on_epoch_end(epoch, global_step, model) -> True to stop training
-EpochHook = Callable[[int, int, torch.nn.Module], bool]
+# on_epoch_end(epoch, global_step, model, save_model) -> True to stop training. save_model(dir)
+# is the trainer's own save: under DeepSpeed/FSDP every rank must call it (it gathers the shards)
+EpochHook = Callable[[int, int, torch.nn.Module, Callable[[Path], None]], bool]
 # on_state_saved(epoch, global_step, checkpoint_dir): the Trainer saved what resuming needs
 StateHook = Callable[[int, int, Path], None]
 
@@ -174,7 +175,23 @@ def sft_config(train: TrainSpec, output_dir: Path):
         use_cpu=use_cpu,
         dataloader_num_workers=0,
         disable_tqdm=True,
+        **_distributed_args(train),
     )
+
+
+def _distributed_args(train: TrainSpec) -> dict:
+    """The suite's train.distributed, as TrainingArguments takes it (DeepSpeed/FSDP run the sharding)."""
+    d = train.distributed
+    if d is None:
+        return {}
+    args: dict = {}
+    if d.deepspeed is not None:
+        args["deepspeed"] = d.deepspeed
+    if d.fsdp:
+        args["fsdp"] = d.fsdp
+        if d.fsdp_config:
+            args["fsdp_config"] = d.fsdp_config
+    return args
 
 
 # ------------------------------------------------------------------ 4. loop
@@ -217,7 +234,8 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
                     on_log(row)
 
         def on_epoch_end(self, args, state, control, model=None, **kw):
-            if on_epoch_end(round(state.epoch), state.global_step, model):
+            if on_epoch_end(round(state.epoch), state.global_step, model,
+                            lambda directory: trainer.save_model(str(directory))):
                 record.stopped_early = True
                 control.should_training_stop = True
 
@@ -232,6 +250,9 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
         processing_class=tokenizer, data_collator=collator(tokenizer, train_spec),
         callbacks=[EpochGrading(), *extra_callbacks],
     )
+    # under several processes each rank takes batch_size rows a step: the epoch has fewer steps
+    record.steps_per_epoch = math.ceil(math.ceil(len(tokenized) / (train_spec.batch_size * trainer.args.world_size))
+                                       / train_spec.grad_accum)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # the harness prints its own progress lines
