@@ -511,7 +511,7 @@ def test_gate_refuses_a_run_that_is_not_complete_unless_allowed(tmp_path, capsys
                           f"(or pass --allow-incomplete)"
     code, out, err = _cli(capsys, "gate", str(root), "--allow-incomplete")
     assert code == 0 and err == ""
-    assert verdicts_of(root)["verdict"]["summary"] == "all 1 gate passed; run running, allowed"
+    assert verdicts_of(root)["verdict"]["summary"] == "all 1 gate passed; run unknown, allowed"
     assert verdicts_of(root)["allowed"] == ["incomplete"]
 
 

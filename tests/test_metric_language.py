@@ -46,7 +46,7 @@ def test_mixed_script_references_follow_the_majority_of_units():
     # one Chinese row among long English ones: Latin majority, nothing changes
     lang = task_language(None, ZH[:1] + EN * 3)
     assert lang.language is None and lang.script == "latin"
-    assert options_for_language({}, ALL, lang) == {}
+    assert _set_options({}, ALL, lang) == {}
 
 
 def test_direction_target_wins_over_detection():
@@ -57,24 +57,24 @@ def test_direction_target_wins_over_detection():
 
 
 def test_options_by_language_as_sacrebleu_l_does():
-    zh = options_for_language({}, ALL, task_language("en-zh", ZH))
+    zh = _set_options({}, ALL, task_language("en-zh", ZH))
     assert zh == {"bleu": {"tokenize": "zh"}, "ter": {"asian_support": True}, "rouge": {"tokenizer": "char"}}
-    ja = options_for_language({}, ALL, task_language(None, JA))
+    ja = _set_options({}, ALL, task_language(None, JA))
     assert ja == {"bleu": {"tokenize": "ja-mecab"}, "ter": {"asian_support": True}, "rouge": {"tokenizer": "char"}}
-    ko = options_for_language({}, ALL, task_language(None, KO))
+    ko = _set_options({}, ALL, task_language(None, KO))
     assert ko == {"bleu": {"tokenize": "ko-mecab"}, "rouge": {"tokenizer": "char"}}
     # Latin script and other languages: nothing added, so today's defaults (13a, default ROUGE) stay
-    assert options_for_language({}, ALL, task_language("en-fr", EN)) == {}
-    assert options_for_language({}, ALL, task_language(None, RU)) == {}
+    assert _set_options({}, ALL, task_language("en-fr", EN)) == {}
+    assert _set_options({}, ALL, task_language(None, RU)) == {}
 
 
 def test_explicit_options_win_and_unlisted_metrics_get_nothing():
     given = {"bleu": {"tokenize": "char", "lowercase": True}, "rouge": {"tokenizer": "default"}}
-    out = options_for_language(given, ALL, task_language("en-zh", ZH))
+    out = _set_options(given, ALL, task_language("en-zh", ZH))
     assert out == {"bleu": {"tokenize": "char", "lowercase": True}, "rouge": {"tokenizer": "default"},
                    "ter": {"asian_support": True}}
     assert given == {"bleu": {"tokenize": "char", "lowercase": True}, "rouge": {"tokenizer": "default"}}
-    assert options_for_language({}, ["chrf", "perplexity"], task_language("en-zh", ZH)) == {}
+    assert _set_options({}, ["chrf", "perplexity"], task_language("en-zh", ZH)) == {}
 
 
 def test_record_is_plain_json():
@@ -92,3 +92,8 @@ def test_missing_mecab_is_one_line_naming_the_extra(monkeypatch):
     assert str(e.value) == ("tokenize ja-mecab needs MeCab: pip install 'harness[ja]' "
                             "(or set metric_options.bleu.tokenize, e.g. char)")
     require_tokenizer("zh")   # no optional package needed
+
+
+def _set_options(given, metrics, lang) -> dict:
+    """The options the language adds or the suite gave, as the suite would write them."""
+    return options_for_language(given, metrics, lang).model_dump(exclude_unset=True)

@@ -116,12 +116,13 @@ def test_early_stopping_metric_must_name_a_score(metric, message):
 
 
 @pytest.mark.parametrize("options, message", [
-    ("{bleu: {tokenize: jieba}}", ":8: field 'tasks.0.metric_options.bleu': bleu: tokenize must be one of "),
-    ("{rouge: {tokenizer: jieba}}", ":8: field 'tasks.0.metric_options.rouge': rouge: tokenizer must be one of "
-                                    "default, char, not 'jieba'"),
-    ("{ter: {asian: true}}", ":8: field 'tasks.0.metric_options.ter': "),
-    ("{bleux: {tokenize: zh}}", ":8: field 'tasks.0.metric_options.bleux': unknown metric 'bleux'; "
-                                "did you mean 'bleu'?"),
+    ("{bleu: {tokenize: jieba}}", ":8: field 'tasks.0.metric_options.bleu.tokenize': Input should be 'none', 'zh', "
+                                  "'13a'"),
+    ("{rouge: {tokenizer: jieba}}", ":8: field 'tasks.0.metric_options.rouge.tokenizer': Input should be 'default' "
+                                    "or 'char' (got 'jieba')"),
+    ("{ter: {asian: true}}", ":8: unknown key 'tasks.0.metric_options.ter.asian': allowed keys: normalized, "
+                             "no_punct, asian_support, case_sensitive"),
+    ("{bleux: {tokenize: zh}}", ":8: unknown key 'tasks.0.metric_options.bleux': did you mean 'bleu'?"),
 ])
 def test_metric_options_are_checked_at_load(tmp_path, options, message):
     text = MINIMAL + f"    metrics: [bleu, ter, rouge]\n    metric_options: {options}\n"
@@ -131,4 +132,5 @@ def test_metric_options_are_checked_at_load(tmp_path, options, message):
 def test_language_options_load(tmp_path):
     s = parse_suite(MINIMAL + "    metric_options: {bleu: {tokenize: zh}, ter: {asian_support: true}, "
                               "rouge: {tokenizer: char}}\n")
-    assert s.tasks[0].metric_options["bleu"] == {"tokenize": "zh"}
+    options = s.tasks[0].metric_options
+    assert (options.bleu.tokenize, options.ter.asian_support, options.rouge.tokenizer) == ("zh", True, "char")

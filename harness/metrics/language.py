@@ -126,10 +126,12 @@ def require_tokenizer(tokenize: str) -> None:
             f"(or set metric_options.bleu.tokenize, e.g. char)")
 
 
-def options_for_language(options: "MetricOptions", metrics: list[str], lang: TaskLanguage) -> "MetricOptions":
+def options_for_language(options: "MetricOptions | dict", metrics: list[str], lang: TaskLanguage) -> "MetricOptions":
     """The task's metric options with the language's defaults filled in where the suite set none
     (an option the suite set explicitly, even to its default value, is kept)."""
-    out = options.model_copy(deep=True)
+    from harness.metric_options import metric_options_from
+
+    out = metric_options_from(options).model_copy(deep=True)
 
     def default(metric: str, option: str, value) -> None:
         current = out.of(metric)
