@@ -1,4 +1,4 @@
-"""Memory estimate vs measured, per configuration (harness/memory.py, docs/memory.md).
+"""Memory estimate vs measured, per configuration (harness/memory/, docs/memory.md).
 
     python benchmarks/memory_estimate_vs_measured.py [--quick] [--json OUT.json] [--cpu]
 
