@@ -6,6 +6,7 @@ training: it receives a backend, the tasks and their data.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from harness.metrics import build_metrics
 from harness.metrics.base import GradedItem, Metric
 from harness.metrics.bootstrap import bootstrap_ci
 from harness.results import RunDir, write_jsonl
-from harness.suite import BootstrapSpec, Suite, TaskSpec
+from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec
 
 
 @dataclass
@@ -77,10 +78,20 @@ def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: Bootst
     return summary, per_item
 
 
+def with_grading_batch(tasks: list[LoadedTask], batch: int) -> list[LoadedTask]:
+    """The tasks with `generation.batch_size: auto` set to `batch` (harness.memory chooses it per model)."""
+    return [dataclasses.replace(t, spec=t.spec.model_copy(update={
+        "generation": t.spec.generation.model_copy(update={"batch_size": batch})}))
+        if t.spec.generation.batch_size == "auto" else t for t in tasks]
+
+
 def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec,
                predictions: Optional[dict[str, dict]] = None) -> tuple[dict, list[dict]]:
     """Grade one task. With `predictions` (id → {output, ...}) no model is used."""
     examples = task.examples
+    gen = task.spec.generation
+    if gen.batch_size == "auto":   # not chosen by the pipeline (a direct call): the CPU bound
+        gen = gen.model_copy(update={"batch_size": AUTO_GRADING_BATCH_BOUND})
     gens: list[Optional[Generation]] = [None] * len(examples)
     nll: list[tuple[Optional[float], Optional[int]]] = [(None, None)] * len(examples)
     t0 = time.perf_counter()
@@ -89,9 +100,9 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
                 for ex in examples]
     else:
         if task.needs_generation:
-            gens = backend.generate(examples, task.spec.generation)
+            gens = backend.generate(examples, gen)
         if task.needs_likelihood:
-            got = backend.reference_nll(examples, task.spec.generation.batch_size)
+            got = backend.reference_nll(examples, gen.batch_size)
             if got is not None:
                 nll = got
     seconds = time.perf_counter() - t0
@@ -109,6 +120,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         "loss": (total_nll / total_tok) if total_tok else None,
         "metrics": metrics,
         "seconds": round(seconds, 3),
+        "batch_size": gen.batch_size if predictions is None else None,
     }
     rows = [
         {"id": it.id, "source": it.source, "reference": it.reference, "output": it.output,

@@ -19,9 +19,9 @@ from harness import __version__
 from harness.builtin import resolve_model_path
 from harness.data import DataError, load_training_rows
 from harness.errors import DoesNotFit, UserError
-from harness.grade import LoadedTask, grade_epoch, load_tasks
+from harness.grade import LoadedTask, grade_epoch, load_tasks, with_grading_batch
 from harness.results import RunDir, new_results, read_jsonl, write_atomic, write_json
-from harness.suite import ModelSpec, Suite, dump_suite
+from harness.suite import AUTO_GRADING_BATCH_BOUND, ModelSpec, Suite, dump_suite
 
 Log = Callable[[str], None]
 
@@ -179,6 +179,9 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             if not fits and not force:
                 raise DoesNotFit(explanation)
             model, tokenizer = trl_sft.load(spec, path, suite.train)
+            grading = memory.grading_estimate(suite, spec, path, tokenizer, _device(),
+                                              gpu_memory or suite.memory.gpu_memory)
+            log(f"grading batch {grading['batch']} ({grading['why']})")
             record = {"name": spec.name, "path": spec.path, "adapter": spec.adapter,
                       "method": suite.train.method, "parameters": parameter_summary(model),
                       "train": None, "epochs": [], "best": None, "early_stopped": False,
@@ -193,8 +196,11 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                 raise AuditFailed(f"pre-training audit failed: {record['audit']['verdict']['summary']} "
                                   f"(set diagnostics.audit.fail_on_error: false to train anyway)")
 
-            _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log)
+            _train_one(suite, spec, model, tokenizer, tokenized, with_grading_batch(tasks, grading["batch"]), run,
+                       record, save, log, grading)
             record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
+            record["memory"]["grading"] = memory.grading_record(
+                grading, [e.get("grading_memory") for e in record["epochs"]])
             record.pop("_measured", None)
             _diagnose(record, run, suite)
             save()
@@ -205,11 +211,17 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
     return results, run
 
 
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks: list[LoadedTask],
-               run: RunDir, record: dict, save: Callable[[], None], log: Log) -> None:
+               run: RunDir, record: dict, save: Callable[[], None], log: Log, grading: dict) -> None:
     from harness.backends.transformers_backend import TransformersBackend
     from harness.early_stopping import EarlyStopper
-    from harness.memory import MemoryCallback
+    from harness.memory import MemoryCallback, grading_phase
     from runners import trl_sft
 
     backend = TransformersBackend(model, tokenizer)
@@ -221,7 +233,10 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
 
     def grade(epoch: int, step: int) -> dict:
         t0 = time.perf_counter()
-        er = grade_epoch(backend, tasks, suite.bootstrap, run, spec.name, epoch, step)
+        # no autograd, the training's autocast, freed before training resumes; its own peak measured
+        with grading_phase(backend.device, suite.train.precision) as probe:
+            er = grade_epoch(probe.wrap(backend), tasks, suite.bootstrap, run, spec.name, epoch, step)
+        er["grading_memory"] = probe.record(grading)
         record["epochs"].append(er)
         record["best"] = _best(record, best_key)
         save()
@@ -317,12 +332,12 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             save()
         for spec in models:
             cls = backend_class(backend_name)
-            backend = cls.from_spec(spec, resolve_model_path(spec.path, log=log), endpoint=endpoint) \
-                if backend_name == "openai" else cls.from_spec(spec, resolve_model_path(spec.path, log=log))
+            path = resolve_model_path(spec.path, log=log)
+            backend = cls.from_spec(spec, path, endpoint=endpoint) if backend_name == "openai" \
+                else cls.from_spec(spec, path)
             record = _grade_record(spec.name, spec.path, spec.adapter, getattr(backend, "parameters", None))
             results["models"].append(record)
-            er = grade_epoch(backend, tasks, suite.bootstrap, run, spec.name, 0,
-                             progress=lambda m: log(m))
+            er = _grade_checkpoint(suite, spec, path, backend, backend_name, tasks, run, log)
             record["epochs"].append(er)
             record["best"] = _best(record, default_best_metric(suite, tasks))
             save()
@@ -334,6 +349,24 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
     finally:
         _close(results, save)
     return results, run
+
+
+def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend_name: str,
+                      tasks: list[LoadedTask], run: RunDir, log: Log) -> dict:
+    """One model graded as epoch 0: the auto grading batch chosen for it, its grading peak measured
+    (transformers backend; a server's memory is not ours to measure)."""
+    from harness import memory
+
+    if backend_name != "transformers":
+        return grade_epoch(backend, with_grading_batch(tasks, AUTO_GRADING_BATCH_BOUND), suite.bootstrap, run,
+                           spec.name, 0, progress=lambda m: log(m))
+    grading = memory.grading_estimate(suite, spec, path, backend.tokenizer, backend.device)
+    log(f"grading batch {grading['batch']} ({grading['why']})")
+    with memory.grading_phase(backend.device) as probe:
+        er = grade_epoch(probe.wrap(backend), with_grading_batch(tasks, grading["batch"]), suite.bootstrap, run,
+                         spec.name, 0, progress=lambda m: log(m))
+    er["grading_memory"] = probe.record(grading)
+    return er
 
 
 def _grade_record(name: str, path: str, adapter: Optional[str], parameters: Optional[dict]) -> dict:

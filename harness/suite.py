@@ -146,9 +146,15 @@ METRIC_NAMES = (
 )
 
 
+# generation.batch_size: auto on CPU, or without a memory budget for a grading-only job (docs/memory.md)
+AUTO_GRADING_BATCH_BOUND = 32
+
+
 class GenerationSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(32, ge=1)
+    batch_size: Union[Annotated[int, Field(ge=1)], Literal["auto"]] = Field(
+        "auto", description="Grading batch: a number, or auto (the largest batch that keeps grading at or below "
+                            "the training phase's memory; 32 on CPU).")
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)

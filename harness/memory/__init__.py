@@ -30,12 +30,14 @@ One concern a module, in the order data flows:
     lengths      data-aware lengths (a sample of the suite's rows, tokenized or byte-bounded)
     plan         TrainPlan: the model, the method, the shapes (plan_from_suite, make_plan)
     activations  the activation walk: saved-for-backward bytes, op by op
-    terms        per-term formulas: weights, optimizer states, grading
+    terms        per-term formulas of the static terms: weights, optimizer states
+    grading      the grading phase's terms (generation, scoring) and the auto grading batch
     estimate     Estimate: static terms + the largest phase + overhead
     folk_rule    the 17.5 bytes/parameter rule next to the estimate
     remedies     Knob and suggest_fix: the practitioners' changes in their order
     budget       the budget: --gpu-memory, the suite, or NVML
     probes       MemoryProbe and measure_step: what one training step really holds
+    grading_phase  grading inside training: inference mode, autocast, its own measured peak
     callback     MemoryCallback (a TrainerCallback; built lazily, transformers is not imported here)
     records      results.json models[i].memory: estimate vs measured per term
     preflight    `harness preflight`: plan, estimate, budget, remedy, rendered
@@ -56,7 +58,10 @@ from harness.memory.plan import Arch, TrainPlan, make_plan, plan_from_suite
 from harness.memory.preflight import (PreflightResult, fits_or_explain, preflight, render_preflight,
                                       run_preflight)
 from harness.memory.probes import MemoryProbe, measure_step
-from harness.memory.records import COMPARED_TERMS, compare, memory_record
+from harness.memory.grading import (AUTO_GRADING_BATCH_MAX, SCORE_CHUNK_BYTES, auto_grading_batch, grading_bytes,
+                                    generation_bytes, scoring_bytes)
+from harness.memory.grading_phase import GradingProbe, grading_phase
+from harness.memory.records import COMPARED_TERMS, compare, grading_estimate, grading_record, memory_record
 from harness.memory.remedies import GC_COST, FixStep, Knob, apply_levels, knobs_for, suggest_fix
 from harness.memory.terms import BNB8_BLOCK, BNB8_MIN_SIZE, NF4_BLOCK, NF4_NESTED_BLOCK
 from harness.memory.units import BYTES, DTYPE_NAMES, GiB, MiB, fmt_bytes, parse_size
@@ -67,7 +72,9 @@ __all__ = [
     "MiB", "NF4_BLOCK", "NF4_NESTED_BLOCK", "REFERENCE_NLL_MAX_LEN", "SHIPPED_DIR", "TEMPLATE_TOKENS",
     "TEMPLATE_TOKENS_PER_MESSAGE", "TERM_LABELS", "TERM_ORDER", "Arch", "Estimate", "FixStep", "Inventory",
     "Knob", "MemoryCallback", "MemoryProbe", "ModelConfig", "ModelConfigError", "PreflightResult", "TrainPlan",
-    "UserError", "apply_levels", "build_inventory", "cache_dir", "compare", "estimate", "fits_or_explain",
+    "UserError", "AUTO_GRADING_BATCH_MAX", "SCORE_CHUNK_BYTES", "GradingProbe", "auto_grading_batch",
+    "generation_bytes", "grading_bytes", "grading_estimate", "grading_phase", "grading_record", "scoring_bytes",
+    "apply_levels", "build_inventory", "cache_dir", "compare", "estimate", "fits_or_explain",
     "fmt_bytes", "folk_rule_rows", "inventory_from_model", "knobs_for", "load_model_config", "make_plan",
     "measure_step", "memory_record", "model_inventory", "nvml_memory", "nvml_used", "parse_size", "plan_from_suite",
     "preflight", "refresh_shipped_configs", "render_preflight", "resolve_budget", "run_preflight",

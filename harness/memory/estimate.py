@@ -1,13 +1,15 @@
 """The estimate: static terms + the largest phase (training, optimizer step, grading) + overhead."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Optional
 
 from harness.memory.activations import CHUNK_TOKENS, CHUNK_VOCAB, _layer_no_gc, _walk_train
 from harness.memory.folk_rule import FOLK_RULE_BYTES_PER_PARAM
 from harness.memory.plan import TrainPlan, _trainable_dtype
-from harness.memory.terms import _generation, _optimizer, _weights
+from harness.memory.grading import auto_grading_batch, grading_bytes
+from harness.memory.terms import _optimizer, _weights
 from harness.memory.units import BYTES, MiB, _n, fmt_bytes
 
 # Constants that are not derived from the model (docs/memory.md, "Framework overhead").
@@ -40,7 +42,8 @@ class Estimate:
     folk_rule_bytes: int
     formulas: dict               # term → formula with the numbers filled in
     notes: list
-    plan: Optional[TrainPlan] = None
+    plan: Optional[TrainPlan] = None    # the plan estimated (grading batch resolved when it was auto)
+    grading: dict = field(default_factory=dict)   # batch, why, generation and scoring bytes (grading.py)
 
     @property
     def trainable_share(self) -> float:
@@ -58,7 +61,8 @@ class Estimate:
                 "peak_phase": self.peak_phase, "saved_for_backward": self.saved_for_backward,
                 "parameters": {"total": self.total_params, "base": self.base_params,
                                "trainable": self.trainable_params, "trainable_share": self.trainable_share},
-                "folk_rule_bytes": self.folk_rule_bytes, "formulas": self.formulas, "notes": self.notes}
+                "folk_rule_bytes": self.folk_rule_bytes, "formulas": self.formulas, "notes": self.notes,
+                "grading": {k: v for k, v in self.grading.items() if k != "formula"}}
 
 
 def estimate(plan: TrainPlan) -> Estimate:
@@ -126,7 +130,8 @@ def estimate(plan: TrainPlan) -> Estimate:
     else:
         for k in ("gradients", "optimizer", "optimizer_step", "activations", "logits"):
             formulas[k] = "grading only: no training"
-    terms["generation"], formulas["generation"] = _generation(plan)
+    plan, grading = _grading(plan, terms, train_dyn)
+    terms["generation"], formulas["generation"] = grading["phase"], grading["formula"]
     eval_dyn = terms["generation"]
     phases = {"train": train_dyn, "step": step_dyn, "eval": eval_dyn}
     peak_phase = max(phases, key=lambda k: (phases[k], k == "train"))
@@ -146,4 +151,29 @@ def estimate(plan: TrainPlan) -> Estimate:
                     saved_for_backward=saved, trainable_params=trainable, total_params=plan.total_params,
                     base_params=plan.inventory.total,
                     folk_rule_bytes=int(FOLK_RULE_BYTES_PER_PARAM * plan.inventory.total),
-                    formulas=formulas, notes=notes, plan=plan)
+                    formulas=formulas, notes=notes, plan=plan, grading=grading)
+
+
+def _grading(plan: TrainPlan, terms: dict, train_dyn: int) -> tuple[TrainPlan, dict]:
+    """The grading batch (resolved when auto) and the grading phase's terms at that batch."""
+    why = f"generation.batch_size {plan.eval_batch_size}"
+    if plan.eval_batch_auto:
+        ceiling = None
+        if plan.device == "cuda" and plan.train:
+            ceiling = train_dyn                       # grading never above the training phase
+        elif plan.device == "cuda" and plan.budget_bytes is not None:
+            static = terms["weights"] + terms["master_weights"] + terms["optimizer"]
+            ceiling = int((plan.budget_bytes - CUDA_CONTEXT_BYTES) / (1 + ALLOCATOR_OVERHEAD)) - static
+        auto, why = auto_grading_batch(plan, ceiling)
+        if plan.eval_batch_fixed > auto:
+            why += f"; a task's generation.batch_size {plan.eval_batch_fixed} is larger and counts"
+        plan = dataclasses.replace(plan, eval_batch_size=max(auto, plan.eval_batch_fixed))
+    B = plan.eval_batch_size
+    g = grading_bytes(plan, B)
+    if not g["phase"]:
+        text = "no grading"
+    else:
+        parts = [f"{k}: {g['formulas'][k]}" for k in ("generation", "scoring") if g[k]]
+        text = f"grading batch {B} ({why}); " + "; ".join(parts) + (" (the larger counts)" if len(parts) > 1 else "")
+    return plan, {"batch": B, "auto": plan.eval_batch_auto, "why": why, "generation": g["generation"],
+                  "scoring": g["scoring"], "phase": g["phase"], "formula": text, "formulas": g["formulas"]}

@@ -67,7 +67,7 @@ def folk_rule_rows(est: Estimate) -> list[dict]:
     if est.peak_phase == "eval":
         act = t["generation"]
         why_a = (f"the peak is grading, not training: {fmt_bytes(t['generation'])} for the grading batch of "
-                 f"{p.eval_batch_size} (KV cache, perplexity logits); the rule has no such term")
+                 f"{p.eval_batch_size} (KV cache, scoring); the rule has no such term")
     elif est.peak_phase == "step":
         act = t["optimizer_step"]
         why_a = "the peak is the optimizer step (foreach temporaries), after activations are freed"

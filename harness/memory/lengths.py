@@ -87,17 +87,21 @@ def _data_aware(plan: TrainPlan, suite, tokenizer, limit: int = 1000) -> None:
                 plan.length_source = (f"{what} {how}: longest {max(lengths)} tokens"
                                       + (f", {truncated:.1%} truncated at max_seq_len {plan.max_seq_len}"
                                          if truncated else f" (max_seq_len {plan.max_seq_len})"))
-    prompts, fulls = [], []
+    prompts, fulls, answers = [], [], []
     try:
         for task in suite.tasks:
-            for ex in _sample(load(task.data, 300), 300):
+            rows = load(task.data, 300)
+            plan.eval_items = max(plan.eval_items, len(rows))
+            for ex in _sample(rows, 300):
                 prompts.append(count(ex.prompt_messages, True))
                 fulls.append(count(ex.messages))
+                answers.append(max(1, fulls[-1] - prompts[-1] + TEMPLATE_TOKENS_PER_MESSAGE))
     except Exception as e:
         plan.notes.append(f"grading data not read ({type(e).__name__}); grading lengths from max_seq_len")
         return
     if prompts:
         plan.eval_prompt_len = max(prompts)
         plan.eval_score_len = min(max(fulls), REFERENCE_NLL_MAX_LEN)
+        plan.eval_answer_len = min(max(answers), plan.eval_score_len)
         plan.eval_length_source = (f"{how}: longest prompt {max(prompts)}, longest scored row "
                                    f"{max(fulls)} tokens")

@@ -33,6 +33,7 @@ class Arch:
     sliding_layers: int = 0
     sliding: tuple = ()           # per layer: True for sliding-window layers (gemma3)
     known: bool = True
+    final_softcap: Optional[float] = None   # gemma2/3 final_logit_softcapping: tanh(logits / c) * c
 
     @classmethod
     def from_config(cls, raw: dict) -> "Arch":
@@ -56,6 +57,7 @@ class Arch:
             sliding_window=t.get("sliding_window") if sliding else None, sliding_layers=sliding,
             sliding=tuple(x == "sliding_attention" for x in layer_types[:layers]),
             known=mt in ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "gemma3", "gemma2", "gemma"),
+            final_softcap=t.get("final_logit_softcapping"),
         )
 
 
@@ -89,10 +91,15 @@ class TrainPlan:
     padded: bool = True                # rows of a batch differ in length (an attention mask is built)
     loss_impl: str = "chunked"         # chunked: TRL's fused LM head; full_logits: transformers' loss
     labelled_share: float = 1.0        # share of tokens with a label (chunked head scores only those on GPU)
-    eval_batch_size: int = 0           # 0: no grading
+    eval_batch_size: int = 0           # 0: no grading; with eval_batch_auto, the resolved batch (estimate())
+    eval_batch_auto: bool = False      # generation.batch_size: auto (harness/memory/grading.py picks it)
+    eval_batch_fixed: int = 0          # the largest integer generation.batch_size among the tasks
+    eval_items: int = 0                # rows of the largest grading task (a batch is never larger); 0: unknown
+    budget_bytes: Optional[int] = None   # the memory budget, when known (auto batch of a grading-only job)
     eval_prompt_len: int = 0
     eval_new_tokens: int = 0
     eval_score_len: int = 0
+    eval_answer_len: int = 0           # scored (assistant) tokens of the longest reference; 0: eval_score_len
     eval_generates: bool = True
     eval_scores: bool = True
     eval_dtype: str = "fp32"
@@ -155,8 +162,10 @@ class TrainPlan:
             "tokens_per_micro_batch": self.tokens, "loss": self.loss_impl,
             "lora": ({"r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout,
                       "target_modules": self.lora_targets} if self.method in ("lora", "qlora") else None),
-            "eval_batch_size": self.eval_batch_size, "eval_prompt_len": self.eval_prompt_len,
+            "eval_batch_size": self.eval_batch_size, "eval_batch_auto": self.eval_batch_auto,
+            "eval_prompt_len": self.eval_prompt_len,
             "eval_new_tokens": self.eval_new_tokens, "eval_score_len": self.eval_score_len,
+            "eval_answer_len": self.eval_answer_len,
             "length_source": self.length_source, "eval_length_source": self.eval_length_source,
             "device": self.device,
         }
@@ -235,10 +244,12 @@ def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cud
                               "tokens with a block-diagonal mask of that length squared; "
                               "attn_implementation: flash_attention_2 avoids the mask")
     # ---- grading: the batch and lengths every epoch's grading will use
-    batch = max((task.generation.batch_size for task in suite.tasks), default=0)
+    fixed = [task.generation.batch_size for task in suite.tasks if task.generation.batch_size != "auto"]
+    plan.eval_batch_fixed = plan.eval_batch_size = max(fixed, default=0)
+    plan.eval_batch_auto = len(fixed) < len(suite.tasks)
     if suite.memory.eval_batch_size:
-        batch = suite.memory.eval_batch_size
-    plan.eval_batch_size = batch
+        plan.eval_batch_size = plan.eval_batch_fixed = suite.memory.eval_batch_size
+        plan.eval_batch_auto = False
     plan.eval_new_tokens = max((task.generation.max_new_tokens for task in suite.tasks), default=0)
     plan.eval_generates = any(set(task.metrics) & _GENERATION_METRICS for task in suite.tasks)
     plan.eval_scores = any("perplexity" in task.metrics for task in suite.tasks)

@@ -66,10 +66,11 @@ def preflight(suite, model_spec, gpu_memory: Optional[str] = None, tokenizer=Non
               budget: Optional[tuple] = None) -> PreflightResult:
     tok = tokenizer if tokenizer is not None else _tokenizer_for(model_spec, allow_download)
     plan = plan_from_suite(suite, model_spec, sample_tokenizer=tok)
-    est = estimate(plan)
     limit, source = budget if budget is not None else resolve_budget(gpu_memory, suite)
+    plan.budget_bytes = limit
+    est = estimate(plan)
     fix = suggest_fix(plan, limit) if (limit is not None and est.total > limit) else []
-    return PreflightResult(plan, est, limit, source, fix)
+    return PreflightResult(est.plan, est, limit, source, fix)
 
 
 def run_preflight(suite, gpu_memory: Optional[str], as_json: bool, console) -> int:
@@ -118,7 +119,9 @@ def render_preflight(r: PreflightResult, console) -> None:
             f"loss: {'TRL chunked LM head' if p.loss_impl == 'chunked' else 'full logits'}")
         out(f"  length: {p.length_source}")
     if p.eval_batch_size:
-        out(f"  grading: batch {p.eval_batch_size}, prompt {p.eval_prompt_len} + {p.eval_new_tokens} new tokens, "
+        out(f"  grading: batch {p.eval_batch_size}"
+            + (f" ({e.grading['why']})" if p.eval_batch_auto else "")
+            + f", prompt {p.eval_prompt_len} + {p.eval_new_tokens} new tokens, "
             f"scoring {p.eval_score_len} tokens ({p.eval_length_source})")
     out()
     stack = e.stack()

@@ -9,6 +9,7 @@ from harness.memory.estimate import Estimate, estimate
 from harness.memory.folk_rule import folk_rule_rows
 from harness.memory.plan import plan_from_suite
 from harness.memory.units import fmt_bytes, parse_size
+from harness.suite import AUTO_GRADING_BATCH_BOUND
 
 
 COMPARED_TERMS = ("weights", "gradients", "optimizer", "activations", "logits")
@@ -90,3 +91,39 @@ def memory_record(suite, model_spec, path: Optional[str], measured: Optional[dic
                        "trainable_share": est.trainable_share},
         "plan": plan.describe(), "notes": est.notes,
     }
+
+
+def grading_estimate(suite, model_spec, path: Optional[str], tokenizer=None, device: str = "cpu",
+                     gpu_memory: Optional[str] = None) -> dict:
+    """The grading batch every epoch of this model uses (resolved when auto) and its estimated terms.
+
+    {batch, auto, why, generation, scoring}: bytes per term at that batch. When no estimate can
+    be made (an unknown architecture...), an auto batch falls back to AUTO_GRADING_BATCH_BOUND.
+    """
+    fixed = [t.generation.batch_size for t in suite.tasks if t.generation.batch_size != "auto"]
+    try:
+        mc = load_model_config(path) if path else None
+        plan = plan_from_suite(suite, model_spec, sample_tokenizer=tokenizer, device=device, model_config=mc)
+        if device == "cuda":   # the card's total: the model may already be loaded
+            plan.budget_bytes = resolve_budget(gpu_memory, suite, nvml="total")[0]
+        g = estimate(plan).grading
+        return {k: g[k] for k in ("batch", "auto", "why", "generation", "scoring")}
+    except Exception as e:   # the batch must still be chosen: grading does not depend on the estimate
+        batch = max(fixed + ([AUTO_GRADING_BATCH_BOUND] if len(fixed) < len(suite.tasks) else []))
+        return {"batch": batch, "auto": len(fixed) < len(suite.tasks), "generation": None, "scoring": None,
+                "why": f"auto: the bound {AUTO_GRADING_BATCH_BOUND} (no estimate: {type(e).__name__}: {str(e)[:120]})"}
+
+
+def grading_record(grading: dict, epochs: list) -> dict:
+    """models[i].memory.grading: the batch, and per term the estimate next to the highest measured peak."""
+    measured: dict[str, Optional[int]] = {}
+    for term in ("generation", "scoring"):
+        seen = [e["measured"][term] for e in epochs if e and e.get("measured", {}).get(term) is not None]
+        measured[term] = max(seen) if seen else None
+    est = {k: grading.get(k) for k in ("generation", "scoring")}
+    return {"batch_size": grading.get("batch"), "batch_size_auto": grading.get("auto"), "why": grading.get("why"),
+            "estimate": est, "measured": measured,
+            "ratio": {k: (round(measured[k] / est[k], 4) if measured[k] is not None and est[k] else None)
+                      for k in est},
+            "device": next((e.get("device") for e in epochs if e), None),
+            "how": next((e.get("how") for e in epochs if e), None)}

@@ -135,9 +135,16 @@ def _lora_r_knob(base: TrainPlan) -> Knob:
 
 
 # ---- 6. lower the grading batch
+def _set_eval_batch(base: TrainPlan, p: TrainPlan, v: int) -> None:
+    p.eval_batch_size = p.eval_batch_fixed = v
+
+
 def _eval_batch_knob(base: TrainPlan) -> Knob:
-    return Knob("eval batch", _halvings(base.eval_batch_size), lambda b, p, v: setattr(p, "eval_batch_size", v),
-                lambda b, old, new, final: (f"grading batch {old} → {new} (generation.batch_size on each task)",
+    # generation.batch_size: auto already keeps grading at or below training: nothing to lower
+    levels = [base.eval_batch_fixed] if base.eval_batch_auto else _halvings(base.eval_batch_size)
+    return Knob("eval batch", levels, _set_eval_batch,
+                lambda b, old, new, final: (f"grading batch {old} → {new} (generation.batch_size on each task; "
+                                            "auto keeps grading at or below training)",
                                             "slower grading (more, smaller batches)"))
 
 

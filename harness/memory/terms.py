@@ -1,10 +1,10 @@
-"""Per-term formulas: weights, optimizer states, and the grading phase (KV cache, scoring)."""
+"""Per-term formulas of the static terms: weights and optimizer states (grading: harness/memory/grading.py)."""
 from __future__ import annotations
 
 import math
 
 from harness.memory.plan import TrainPlan, _trainable_dtype
-from harness.memory.units import BYTES, _n, fmt_bytes
+from harness.memory.units import BYTES, _n
 
 NF4_BLOCK, NF4_NESTED_BLOCK = 64, 256     # bitsandbytes 4-bit blocks (double quantization)
 BNB8_BLOCK, BNB8_MIN_SIZE = 256, 4096     # bitsandbytes 8-bit optimizer blocks; smaller params stay 32-bit
@@ -75,47 +75,3 @@ def _optimizer(plan: TrainPlan) -> tuple[int, str, int, str]:
                 + (f" + {_n(small)} params of tensors < {BNB8_MIN_SIZE} × 8 B (32-bit)" if small else ""))
         return b, text, 0, "fused 8-bit update, no large temporary"
     raise ValueError(f"unknown optimizer {opt!r}")
-
-
-def _kv_bytes(plan: TrainPlan, batch: int, length: int, dt_bytes: int) -> int:
-    a = plan.arch
-    per_tok = 2 * a.kv_heads * a.head_dim * dt_bytes
-    full_layers = a.layers - a.sliding_layers
-    window = min(length, a.sliding_window or length)
-    return batch * per_tok * (full_layers * length + a.sliding_layers * window)
-
-
-def _prefill_transient(plan: TrainPlan, batch: int, length: int, b: int) -> int:
-    """Largest per-layer working set of an inference forward (no autograd): freed layer by layer."""
-    a = plan.arch
-    tok = batch * length
-    work = tok * (3 * a.hidden * 4 + (a.heads + 2 * a.kv_heads) * a.head_dim * b * 2 + 3 * a.inter * b)
-    if plan.attn_implementation == "eager":
-        work += batch * a.heads * length * length * (b + 4)
-    elif plan.attn_implementation == "sdpa":
-        work += batch * length * length * (1 + b)
-    return work
-
-
-def _generation(plan: TrainPlan) -> tuple[int, str]:
-    B = plan.eval_batch_size
-    if not B or not (plan.eval_generates or plan.eval_scores):
-        return 0, "no grading"
-    b = BYTES[plan.eval_dtype]
-    a = plan.arch
-    P, G, Ssc = plan.eval_prompt_len, plan.eval_new_tokens, plan.eval_score_len
-    gen = score = 0
-    parts = []
-    if plan.eval_generates:
-        kv = _kv_bytes(plan, B, P + G, b)
-        gen = kv + _prefill_transient(plan, B, P, b) + B * a.vocab * (b + 4)
-        parts.append(f"generation: KV cache 2 × {a.layers} layers × {a.kv_heads} kv heads × {a.head_dim} × "
-                     f"batch {B} × ({P} prompt + {G} new) tokens × {b} B = {fmt_bytes(kv)}"
-                     + (f" (sliding layers keep {a.sliding_window})" if a.sliding_layers else "")
-                     + " + prefill working set + last-token logits")
-    if plan.eval_scores:
-        logits = B * Ssc * a.vocab * (b + 4 + 4)
-        score = logits + _kv_bytes(plan, B, Ssc, b) + _prefill_transient(plan, B, Ssc, b)
-        parts.append(f"perplexity scoring: batch {B} × {Ssc} tokens × vocab {a.vocab:,} × ({b} logits + 4 fp32 "
-                     f"copy + 4 log-softmax) B = {fmt_bytes(logits)} + KV cache + working set")
-    return max(gen, score), "; ".join(parts) + (" (the larger counts)" if len(parts) > 1 else "")
