@@ -256,3 +256,19 @@ def test_report_size_is_bounded_for_a_realistic_run(tmp_path):
     run = make_report_run(tmp_path / "big", epochs=5, n=1000, bootstrap=20)
     size = render_report([run]).stat().st_size
     assert size < 2.5 * 2 ** 20, f"report is {size:,} bytes"
+
+
+def test_grading_batch_and_memory_per_epoch_are_shown(tmp_path):
+    def grading(results):
+        for e in results["models"][0]["epochs"]:
+            e["grading_memory"] = {"device": "cpu", "batch_size": 24, "batch_size_auto": True,
+                                   "measured": {"generation": 3 * 2 ** 20, "scoring": 5.5 * 2 ** 20},
+                                   "estimate": {"generation": 4 * 2 ** 20, "scoring": None}}
+
+    run = make_report_run(tmp_path / "run", epochs=2, n=5, results_hook=grading)
+    html = render_report([run]).read_text(encoding="utf-8")
+    table = html[html.index('class="grading-memory"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("24 (auto)") == len(load_results(run)[0]["models"][0]["epochs"]) == 3
+    assert "3.0 MiB" in table and "4.0 MiB" in table and "5.5 MiB" in table and "–" in table
+    assert "bytes of the tensors grading allocates" in html
