@@ -152,9 +152,16 @@ AUTO_GRADING_BATCH_BOUND = 32
 
 class GenerationSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1)
-    batch_size: Union[Annotated[int, Field(ge=1)], Literal["auto"]] = Field(
+    batch_size: Union[int, Literal["auto"]] = Field(
         "auto", description="Grading batch: a number, or auto (the largest batch that keeps grading at or below "
                             "the training phase's memory; 32 on CPU).")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"batch_size must be auto or a positive integer (got {v!r})")
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)

@@ -113,3 +113,11 @@ def test_early_stopping_metric_must_name_a_score(metric, message):
     assert str(e.value) == f"s.yaml:5: field 'train.early_stopping.metric': {message}"
     ok = text.replace(metric, "en-fr/loss")
     assert parse_suite(ok).train.early_stopping.metric == "en-fr/loss"
+
+
+def test_grading_batch_is_auto_by_default_or_a_positive_integer(tmp_path):
+    assert parse_suite(MINIMAL).tasks[0].generation.batch_size == "auto"
+    assert parse_suite(MINIMAL + "    generation: {batch_size: 8}\n").tasks[0].generation.batch_size == 8
+    for bad in ("0", "big"):
+        msg = _error(MINIMAL + f"    generation: {{batch_size: {bad}}}\n", tmp_path)
+        assert "s.yaml:7" in msg and "generation.batch_size" in msg and "auto or a positive integer" in msg
