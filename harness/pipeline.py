@@ -221,7 +221,7 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
                run: RunDir, record: dict, save: Callable[[], None], log: Log, grading: dict) -> None:
     from harness.backends.transformers_backend import TransformersBackend
     from harness.early_stopping import EarlyStopper
-    from harness.memory import MemoryCallback, grading_phase
+    from harness.memory import MemoryCallback, grading_phase, measured_epoch
     from runners import trl_sft
 
     backend = TransformersBackend(model, tokenizer)
@@ -234,7 +234,7 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
     def grade(epoch: int, step: int) -> dict:
         t0 = time.perf_counter()
         # no autograd, the training's autocast, freed before training resumes; its own peak measured
-        with grading_phase(backend.device, suite.train.precision) as probe:
+        with grading_phase(backend.device, suite.train.precision, measured_epoch(backend.device, epoch)) as probe:
             er = grade_epoch(probe.wrap(backend), tasks, suite.bootstrap, run, spec.name, epoch, step)
         er["grading_memory"] = probe.record(grading)
         record["epochs"].append(er)

@@ -185,12 +185,13 @@ def test_grading_batch_and_grading_memory_are_recorded(trained_run):
         assert {t: r["batch_size"] for t, r in e["tasks"].items()} == {"en-fr": 16, "fr-en": 16}
         g = e["grading_memory"]
         assert g["device"] == "cpu" and g["batch_size"] == 16 and g["batch_size_auto"] is False
-        assert g["measured"]["generation"] > 0 and g["measured"]["scoring"] > 0
-        assert g["estimate"]["generation"] > 0 and g["ratio"]["scoring"] == \
-            round(g["measured"]["scoring"] / g["estimate"]["scoring"], 4)
+        assert g["estimate"]["generation"] > 0 and g["estimate"]["scoring"] > 0
+    first, later = model["epochs"][0]["grading_memory"], model["epochs"][1]["grading_memory"]
+    assert first["measured"]["generation"] > 0 and first["measured"]["scoring"] > 0      # CPU: the first epoch
+    assert first["ratio"]["scoring"] == round(first["measured"]["scoring"] / first["estimate"]["scoring"], 4)
+    assert later["measured"] == {"generation": None, "scoring": None} and later["how"].startswith("not measured")
     summary = model["memory"]["grading"]
-    assert summary["batch_size"] == 16
-    assert summary["measured"]["scoring"] == max(e["grading_memory"]["measured"]["scoring"] for e in model["epochs"])
+    assert summary["batch_size"] == 16 and summary["measured"] == first["measured"]
 
 
 def test_auto_grading_batch_when_grading_a_checkpoint(tiny_model_dir, tmp_path):

@@ -6,7 +6,8 @@
 
 * no autograd (`torch.inference_mode`), the training's autocast (bf16/fp16 mixed precision), and
   what grading allocated freed before training resumes (`gc.collect`, `torch.cuda.empty_cache`);
-* its peak, per term (generation, scoring), on top of what was allocated when it began:
+* its peak, per term (generation, scoring), on top of what was allocated when it began (every
+  epoch on CUDA; on CPU, where counting costs time, the first graded epoch: `measured_epoch`):
   - CUDA: `torch.cuda.reset_peak_memory_stats()` at the start of each term, then
     `max_memory_allocated() - memory_allocated()` at its start; NVML's used memory after it
     (the run's own peaks before the reset are carried, see probes.CUDA_PEAKS_BEFORE_RESET);
@@ -86,18 +87,23 @@ class _LiveTensorBytes:
 class GradingProbe:
     """Per-term peaks of one grading phase (bytes above what was allocated when the term began)."""
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, measure: bool = True):
         self.device = device
+        self.measure = measure
         self.peaks: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.nvml_used: Optional[int] = None
-        self._cpu = _LiveTensorBytes() if device == "cpu" else None
+        self._cpu = _LiveTensorBytes() if (device == "cpu" and measure) else None
 
     @contextlib.contextmanager
     def term(self, name: str):
         import torch
 
         t0 = time.perf_counter()
+        if not self.measure:
+            yield
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            return
         if self.device == "cuda":
             torch.cuda.synchronize()
             CUDA_PEAKS_BEFORE_RESET["allocated"] = max(CUDA_PEAKS_BEFORE_RESET["allocated"],
@@ -139,7 +145,7 @@ class GradingProbe:
                "ratio": {k: (round(measured[k] / est[k], 4) if measured[k] is not None and est[k] else None)
                          for k in TERMS},
                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-               "how": HOW[self.device] if self.device in HOW else "not measured"}
+               "how": HOW[self.device] if (self.measure and self.device in HOW) else NOT_MEASURED}
         if self.nvml_used is not None:
             out["nvml_used"] = self.nvml_used
         return out
@@ -148,6 +154,10 @@ class GradingProbe:
 HOW = {"cuda": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus memory_allocated at the "
                "start of the term",
        "cpu": "peak bytes of live tensor storages created during the term (TorchDispatchMode + weakref finalizers)"}
+
+
+NOT_MEASURED = ("not measured: on CPU the grading phase is measured at the first graded epoch only (every epoch "
+                "grades the same items at the same batch; counting tensors slows CPU grading)")
 
 
 class _MeasuredBackend:
@@ -166,8 +176,13 @@ class _MeasuredBackend:
             return self._backend.reference_nll(examples, batch_size, *args, **kwargs)
 
 
+def measured_epoch(device: str, epoch: int) -> bool:
+    """Whether an epoch's grading is measured: every epoch on CUDA (free), the first on CPU (costly)."""
+    return device == "cuda" or epoch == 0
+
+
 @contextlib.contextmanager
-def grading_phase(device: str, precision: Optional[str] = None):
+def grading_phase(device: str, precision: Optional[str] = None, measure: bool = True):
     """Inference mode, the training's autocast, a GradingProbe; what grading allocated freed after."""
     import gc
 
@@ -175,7 +190,7 @@ def grading_phase(device: str, precision: Optional[str] = None):
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision or "")
     autocast = torch.autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    probe = GradingProbe(device)
+    probe = GradingProbe(device, measure)
     try:
         with torch.inference_mode(), autocast:
             yield probe
