@@ -1,4 +1,4 @@
-"""Memory estimate vs measured, per configuration (harness/memory.py, docs/memory.md).
+"""Memory estimate vs measured, per configuration (harness/memory/, docs/memory.md).
 
     python benchmarks/memory_estimate_vs_measured.py [--quick] [--json OUT.json] [--cpu]
 
@@ -7,8 +7,14 @@ downloaded) and trained for two steps the way runners/trl_sft.py trains: fp32 we
 autocast, PEFT LoRA (QLoRA: bitsandbytes NF4 with double quantization, when installed), torch
 AdamW / bitsandbytes AdamW-8bit / SGD, TRL's chunked LM head, gradient checkpointing. It
 prints torch's peak allocated and reserved bytes, NVML's used memory, the CUDA context NVML
-sees, and the ratio of each to the matching part of the estimate (grading is left out: the
-estimate is taken with no grading batch).
+sees, and the ratio of each to the matching part of the estimate (grading is left out of these
+rows: the estimate is taken with no grading batch).
+
+Grading (both devices, after the training rows): a model built from a shipped config (random
+weights; on CPU shrunk in depth and width, its vocabulary kept) grades synthetic translation
+items at a few batch sizes; each term's own peak (harness.memory.GradingProbe: CUDA
+max_memory_allocated around the term, CPU the bytes of live tensors) is printed next to the
+grading estimate at the batch used (harness.memory.grading_bytes) with their ratio.
 
 On CPU (or with --cpu): tiny Qwen3/Llama/Gemma3 models, and the exact comparison per term:
 weights + gradients + optimizer states after the first optimizer step, and the bytes saved
@@ -26,6 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))      # grading_scale's helpers
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -239,6 +246,59 @@ def run_gpu(configs: list[dict]) -> list[dict]:
     return rows
 
 
+GRADING_MODELS = ["google/gemma-3-270m", "Qwen/Qwen3-0.6B"]
+
+
+def run_grading(device: str, quick: bool) -> list[dict]:
+    """Grading's own peak per term vs the estimate, at a few batch sizes (see the module docstring)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from grading_scale import plan_for, shrunk
+    from harness.backends.transformers_backend import TransformersBackend
+    from harness.builtin import resolve_model_path
+    from harness.data import load_rows
+    from harness.suite import DataSpec, GenerationSpec, parse_suite
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("builtin:tiny-translator"))
+    suite = parse_suite("name: b\nmodels: [{path: builtin:tiny-translator}]\n"
+                        "tasks: [{name: en-fr, data: {synthetic: {n: 1}}}]\n")
+    n = 16 if quick else 64
+    examples = load_rows(DataSpec(synthetic={"direction": "en-fr", "split": "val", "n": n}), suite)
+    rows = []
+    for name in GRADING_MODELS[:1] if quick else GRADING_MODELS:
+        if device == "cuda":
+            mc = M.load_model_config(name)
+            raw = {k: v for k, v in mc.raw.items() if k != "torch_dtype"}
+            cfg = M.ModelConfig(raw, mc.source, name, mc.where)
+            torch.manual_seed(0)
+            model = AutoModelForCausalLM.from_config(cfg.to_transformers(), dtype=torch.bfloat16).to("cuda").eval()
+            dtype = "bf16"
+        else:
+            model, cfg = shrunk(name, 2, 256)
+            dtype = "fp32"
+        backend = TransformersBackend(model, tok, device=device)
+        for batch in ((4, 16) if quick else (4, 16, 64)):
+            used = min(batch, n)
+            probe = M.GradingProbe(device)
+            with torch.inference_mode():
+                probe.wrap(backend).generate(examples, GenerationSpec(max_new_tokens=32, batch_size=batch))
+                probe.wrap(backend).reference_nll(examples, batch)
+            plan = plan_for(cfg, examples, tok, used, 32)
+            plan.weight_dtype = plan.eval_dtype = dtype
+            est = M.grading_bytes(plan, used)
+            comparison = {k: {"estimate": est[k], "measured": probe.peaks[k],
+                              "ratio": round(probe.peaks[k] / est[k], 4) if est[k] else None,
+                              "what": "the grading term's own peak"} for k in ("generation", "scoring")}
+            rows.append({"config": f"grading {name} ({'full size' if device == 'cuda' else '2 layers × 256'}, "
+                                   f"{dtype}) batch {used}", "comparison": comparison})
+        del model, backend
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
 def _label(c: dict) -> str:
     who = c.get("model", c.get("arch"))
     extra = [c["method"], c["optimizer"], "gc" if c["gc"] else "no-gc", f"{c['batch']}x{c['seq']}",
@@ -277,11 +337,13 @@ def main(argv=None) -> int:
         print(f"GPU: {torch.cuda.get_device_name(0)}; ratio = measured / estimate "
               "(peak_allocated vs the estimate without allocator overhead and CUDA context)")
         rows = run_gpu(configs)
+        rows += run_grading("cuda", args.quick)
     else:
         configs = [CPU_CONFIGS[i] for i in CPU_QUICK] if args.quick else CPU_CONFIGS
         print("CPU: exact bytes after the first optimizer step, and bytes saved for backward; "
               "ratio = measured / estimate")
         rows = run_cpu(configs)
+        rows += run_grading("cpu", args.quick)
     print_rows(rows)
     if args.json:
         args.json.write_text(json.dumps({"device": "cuda" if on_gpu else "cpu", "rows": rows}, indent=1))

@@ -6,6 +6,7 @@ training: it receives a backend, the tasks and their data.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -22,7 +23,7 @@ from harness.metrics.bootstrap import bootstrap_ci
 from harness.metrics.language import TaskLanguage, options_for_language, task_language
 from harness.out_of_memory import call_halving_batch
 from harness.results import RunDir, write_jsonl
-from harness.suite import BootstrapSpec, Suite, TaskSpec, read_json_schema
+from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec, read_json_schema
 
 
 @dataclass
@@ -122,10 +123,20 @@ def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: Bootst
     return summary, per_item
 
 
+def with_grading_batch(tasks: list[LoadedTask], batch: int) -> list[LoadedTask]:
+    """The tasks with `generation.batch_size: auto` set to `batch` (harness.memory chooses it per model)."""
+    return [dataclasses.replace(t, spec=t.spec.model_copy(update={
+        "generation": t.spec.generation.model_copy(update={"batch_size": batch})}))
+        if t.spec.generation.batch_size == "auto" else t for t in tasks]
+
+
 def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec,
                predictions: Optional[dict[str, dict]] = None) -> tuple[dict, list[dict]]:
     """Grade one task. With `predictions` (id → {output, ...}) no model is used."""
     examples = task.examples
+    gen = task.spec.generation
+    if gen.batch_size == "auto":   # not chosen by the pipeline (a direct call): the CPU bound
+        gen = gen.model_copy(update={"batch_size": AUTO_GRADING_BATCH_BOUND})
     gens: list[Optional[Generation]] = [None] * len(examples)
     batch = None   # grading batch after any out-of-memory halvings (a model was run)
     nll: list[tuple[Optional[float], Optional[int]]] = [(None, None)] * len(examples)
@@ -134,7 +145,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         gens = [Generation(predictions[ex.id]["output"], predictions[ex.id].get("finish_reason") or "eos")
                 for ex in examples]
     else:
-        gen, halvings = task.spec.generation, 0
+        requested, halvings = gen.batch_size, 0
         if task.needs_generation:
             gens, used, halvings = call_halving_batch(
                 lambda b: backend.generate(examples, gen.model_copy(update={"batch_size": b})),
@@ -146,7 +157,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
             gen, halvings = gen.model_copy(update={"batch_size": used}), halvings + more
             if got is not None:
                 nll = got
-        batch = {"requested": task.spec.generation.batch_size, "used": gen.batch_size, "halvings": halvings}
+        batch = {"requested": requested, "used": gen.batch_size, "halvings": halvings}
     seconds = time.perf_counter() - t0
     items = [
         GradedItem(id=ex.id, source=ex.source_text, reference=ex.reference,
@@ -164,6 +175,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         "metrics": metrics,
         "seconds": round(seconds, 3),
         "data_hash": data_hash(examples),
+        "batch_size": gen.batch_size if predictions is None else None,   # the batch graded with
         **(task.provenance or {}),
     }
     if batch is not None:

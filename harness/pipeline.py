@@ -19,11 +19,11 @@ from harness import __version__
 from harness.builtin import resolve_model_path
 from harness.data import DataError, load_training_rows
 from harness.errors import DoesNotFit, UserError
-from harness.grade import LoadedTask, grade_epoch, load_tasks
+from harness.grade import LoadedTask, grade_epoch, load_tasks, with_grading_batch
 from harness.out_of_memory import GradingOutOfMemory, TrainingOutOfMemory, is_out_of_memory, training_remedy
 from harness.predictions import load_predictions
 from harness.results import RunDir, new_results, process_record, read_jsonl, run_state, write_atomic, write_json
-from harness.suite import ModelSpec, Suite, dump_suite
+from harness.suite import AUTO_GRADING_BATCH_BOUND, ModelSpec, Suite, dump_suite
 
 Log = Callable[[str], None]
 
@@ -255,6 +255,9 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             if not fits and not force:
                 raise DoesNotFit(explanation)
             model, tokenizer = trl_sft.load(spec, path, suite.train)
+            grading = memory.grading_estimate(suite, spec, path, tokenizer, _device(),
+                                              gpu_memory or suite.memory.gpu_memory)
+            log(f"grading batch {grading['batch']} ({grading['why']})")
             tokenized = trl_sft.tokenize_rows(tokenizer, train_rows, suite.train)
             if record is not None and record["epochs"]:
                 dropped = resuming.keep_epochs_up_to(record, point)
@@ -279,7 +282,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                                       f"(set diagnostics.audit.fail_on_error: false to train anyway)")
 
             try:
-                _train_one(suite, spec, model, tokenizer, tokenized, tasks, run, record, save, log, point, procs, path)
+                _train_one(suite, spec, model, tokenizer, tokenized, with_grading_batch(tasks, grading["batch"]),
+                           run, record, save, log, grading, point, procs, path)
             except Exception as e:
                 if not is_out_of_memory(e):
                     raise
@@ -292,6 +296,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                 resuming.remove_other_states(run, spec.name, None)   # finished: the Trainer state is not needed
                 record["resume_state"] = None
                 record["memory"] = memory.memory_record(suite, spec, path, record.get("_measured"), tokenizer)
+                record["memory"]["grading"] = memory.grading_record(
+                    grading, [e.get("grading_memory") for e in record["epochs"]])
                 record.pop("_measured", None)
                 _diagnose(record, run, suite)
             save()
@@ -316,15 +322,21 @@ def _reopen(suite: Suite, run_dir: str, force: bool) -> tuple[RunDir, dict, Call
     return run, results, lambda: write_json(run.results_path, results)
 
 
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks: list[LoadedTask],
-               run: RunDir, record: dict, save: Callable[[], None], log: Log, point=None, procs=None,
-               path: Optional[str] = None) -> None:
+               run: RunDir, record: dict, save: Callable[[], None], log: Log, grading: dict, point=None,
+               procs=None, path: Optional[str] = None) -> None:
     """Grade epoch 0, train with grading at each epoch end; `point`: continue after that saved epoch.
     Several processes: rank 0 grades (or each rank a shard of the items) while the others wait."""
     from harness.backends.transformers_backend import TransformersBackend, load_model_and_tokenizer
     from harness.distributed import Processes, ShardedBackend, follow_grading
     from harness.early_stopping import EarlyStopper
-    from harness.memory import MemoryCallback
+    from harness.memory import MemoryCallback, grading_phase, measured_epoch
     from harness.resume import remove_other_states, trainer_dir
     from harness.sharding import WEIGHTS_SHARDED, strategy_of
     from runners import trl_sft
@@ -353,7 +365,13 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
             adapter = (saved / "adapter_config.json").is_file()
             by = TransformersBackend(*load_model_and_tokenizer(path if adapter else str(saved),
                                                                str(saved) if adapter else None))
-        er = grade_epoch(by, tasks, suite.bootstrap, run, spec.name, epoch, step)
+        # no autograd, the training's autocast, freed before training resumes; its own peak measured
+        # (vLLM's memory is its engine's, not this process's tensors: not measured here)
+        device = getattr(by, "device", _device())
+        with grading_phase(device, suite.train.precision,
+                           measured_epoch(device, epoch) and not vllm) as probe:
+            er = grade_epoch(probe.wrap(by), tasks, suite.bootstrap, run, spec.name, epoch, step)
+        er["grading_memory"] = probe.record(grading)
         record["epochs"].append(er)
         record["best"] = _best(record, best_key)
         save()
@@ -510,17 +528,17 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             shared = VLLMBackend.for_models([(s, resolve_model_path(s.path, log=log)) for s in models])
         for spec in models:
             cls = backend_class(backend_name)
+            path = resolve_model_path(spec.path, log=log)
             if shared:
                 backend = shared
-                backend.select(resolve_model_path(spec.path, log=log), spec.adapter)
+                backend.select(path, spec.adapter)
             elif backend_name == "openai":
-                backend = cls.from_spec(spec, resolve_model_path(spec.path, log=log), endpoint=endpoint)
+                backend = cls.from_spec(spec, path, endpoint=endpoint)
             else:
-                backend = cls.from_spec(spec, resolve_model_path(spec.path, log=log))
+                backend = cls.from_spec(spec, path)
             record = _grade_record(spec.name, spec.path, spec.adapter, getattr(backend, "parameters", None))
             results["models"].append(record)
-            er = grade_epoch(backend, tasks, suite.bootstrap, run, spec.name, 0,
-                             progress=lambda m: log(m))
+            er = _grade_checkpoint(suite, spec, path, backend, backend_name, tasks, run, log)
             record["epochs"].append(er)
             record["best"] = _best(record, default_best_metric(suite, tasks))
             save()
@@ -532,6 +550,24 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
     finally:
         _close(results, save)
     return results, run
+
+
+def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend_name: str,
+                      tasks: list[LoadedTask], run: RunDir, log: Log) -> dict:
+    """One model graded as epoch 0: the auto grading batch chosen for it, its grading peak measured
+    (transformers backend; a server's memory is not ours to measure)."""
+    from harness import memory
+
+    if backend_name != "transformers":
+        return grade_epoch(backend, with_grading_batch(tasks, AUTO_GRADING_BATCH_BOUND), suite.bootstrap, run,
+                           spec.name, 0, progress=lambda m: log(m))
+    grading = memory.grading_estimate(suite, spec, path, backend.tokenizer, backend.device)
+    log(f"grading batch {grading['batch']} ({grading['why']})")
+    with memory.grading_phase(backend.device) as probe:
+        er = grade_epoch(probe.wrap(backend), with_grading_batch(tasks, grading["batch"]), suite.bootstrap, run,
+                         spec.name, 0, progress=lambda m: log(m))
+    er["grading_memory"] = probe.record(grading)
+    return er
 
 
 def _grade_record(name: str, path: str, adapter: Optional[str], parameters: Optional[dict]) -> dict:

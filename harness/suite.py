@@ -204,9 +204,22 @@ METRIC_NAMES = (
 )
 
 
+# generation.batch_size: auto on CPU, or without a memory budget for a grading-only job (docs/memory.md)
+AUTO_GRADING_BATCH_BOUND = 32
+
+
 class GenerationSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=32_768)
-    batch_size: int = Field(32, ge=1, le=4096)
+    batch_size: Union[int, Literal["auto"]] = Field(
+        "auto", description="Grading batch: a number (1-4096), or auto (the largest batch that keeps grading at "
+                            "or below the training phase's memory; 32 on CPU).")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096):
+            return v
+        raise ValueError(f"batch_size must be auto or an integer from 1 to 4096 (got {v!r})")
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)

@@ -276,6 +276,33 @@ def memory_breakdown(s: Series) -> Optional[MemoryBreakdown]:
     return MemoryBreakdown(estimate, measured, folk, computed, num(mem.get("budget_bytes")))
 
 
+@dataclass
+class GradingMemory:
+    """One graded epoch: the grading batch and the grading phase's peak per term, measured vs estimated."""
+
+    epoch: Any
+    batch: Optional[int]
+    auto: bool
+    device: str
+    measured: dict[str, Optional[float]]     # generation / scoring -> bytes
+    estimate: dict[str, Optional[float]]
+
+
+def grading_memory(s: Series) -> list[GradingMemory]:
+    """epochs[i].grading_memory of a run (absent in runs made before it was recorded)."""
+    out = []
+    for e in s.epochs:
+        g = e.get("grading_memory")
+        if not isinstance(g, dict):
+            continue
+        measured, estimate = g.get("measured") or {}, g.get("estimate") or {}
+        out.append(GradingMemory(e.get("epoch"), g.get("batch_size"), bool(g.get("batch_size_auto")),
+                                 str(g.get("device") or "?"),
+                                 {k: num(measured.get(k)) for k in ("generation", "scoring")},
+                                 {k: num(estimate.get(k)) for k in ("generation", "scoring")}))
+    return out
+
+
 def _bytes_dict(d: Any) -> dict[str, float]:
     if not isinstance(d, dict):
         return {}

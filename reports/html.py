@@ -25,7 +25,7 @@ from harness import __version__
 from harness.results import run_state, write_atomic
 from reports import charts
 from reports.collect import (Series, diagnostics_evidence, environment_table, forgetting_matrix, header, higher_is_better,
-                             load_series, loss_curves, memory_breakdown, metric_curve, metric_keys,
+                             grading_memory, load_series, loss_curves, memory_breakdown, metric_curve, metric_keys,
                              score_table, signatures, suite_texts)
 from reports.data import training_data
 from reports.perf import perf_tables
@@ -100,6 +100,7 @@ def _environment() -> jinja2.Environment:
     env.filters["num"] = _fmt_num
     env.filters["count"] = lambda v: "?" if v is None else f"{int(v):,}"
     env.filters["pct"] = lambda v: "?" if v is None else f"{100 * v:.3g}%"
+    env.filters["mib"] = lambda v: "–" if v is None else f"{v / 2 ** 20:,.1f} MiB"
     return env
 
 
@@ -163,5 +164,5 @@ def _memory(series: list[Series]) -> list[dict]:
     for k, s in enumerate(series):
         mb = memory_breakdown(s)
         out.append({"label": s.label, "svg": _svg(charts.memory_chart(mb, f"mem{k}-")) if mb else None,
-                    "folk_rule_computed": bool(mb and mb.folk_rule_computed)})
+                    "folk_rule_computed": bool(mb and mb.folk_rule_computed), "grading": grading_memory(s)})
     return out

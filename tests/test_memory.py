@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -357,9 +356,7 @@ tasks:
 def test_preflight_gemma_270m_full_breakdown_and_fix(capsys):
     from harness.cli import main
 
-    t0 = time.perf_counter()
     code = main(["preflight", str(GEMMA_SUITE)])
-    elapsed = time.perf_counter() - t0
     out = capsys.readouterr().out
     assert code == 3
     for term in ("weights", "gradients", "optimizer states", "activations", "logits / loss buffers",
@@ -367,7 +364,6 @@ def test_preflight_gemma_270m_full_breakdown_and_fix(capsys):
                  "does not fit 12.00 GiB", "first configuration that fits"):
         assert term in out, term
     assert "268,098,176" in out and "embedding params × 8 B" in out
-    assert elapsed < 2.0
 
 
 def test_preflight_qwen3_4b_qlora_json():
@@ -392,17 +388,18 @@ def test_preflight_qwen3_4b_qlora_json():
         assert m["fix"] and m["fix_fits"]
 
 
-def test_preflight_is_fast_offline_and_never_imports_torch(tmp_path):
-    """The shipped-config path reads JSON only: no torch, no transformers, no network."""
-    script = ("import sys, time; t = time.perf_counter(); from harness.cli import main; "
+def test_preflight_is_offline_and_never_imports_torch(tmp_path):
+    """The shipped-config path reads JSON only: no torch, no transformers, no network.
+
+    How long it takes is measured by benchmarks/preflight_speed.py, not asserted here."""
+    script = ("import sys; from harness.cli import main; "
               f"code = main(['preflight', {str(GEMMA_SUITE)!r}, '--gpu-memory', '12GiB']); "
-              "print('RESULT', code, 'torch' in sys.modules, 'transformers' in sys.modules, time.perf_counter() - t)")
+              "print('RESULT', code, 'torch' in sys.modules, 'transformers' in sys.modules)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO,
                          timeout=60).stdout
     result = out.split("RESULT")[-1].split()
     assert result[:3] == ["3", "False", "False"], out[-2000:]
-    assert float(result[3]) < 2.0
 
 
 def test_fits_or_explain_for_train_and_grade():

@@ -174,3 +174,37 @@ diagnostics: {{audit: {{fail_on_error: false}}}}
     for e in model["epochs"]:
         for t in ("en-fr", "fr-en"):
             assert e["tasks"][t]["metrics"]["bleu"]["score"] is not None
+
+
+def test_grading_batch_and_grading_memory_are_recorded(trained_run):
+    """Every graded epoch keeps the batch it used per task and the grading phase's own peak per term,
+    measured (CPU: bytes of live tensors) next to the estimate; the model's memory record sums them up."""
+    results, _ = trained_run
+    model = results["models"][0]
+    for e in model["epochs"]:
+        assert {t: r["batch_size"] for t, r in e["tasks"].items()} == {"en-fr": 16, "fr-en": 16}
+        g = e["grading_memory"]
+        assert g["device"] == "cpu" and g["batch_size"] == 16 and g["batch_size_auto"] is False
+        assert g["estimate"]["generation"] > 0 and g["estimate"]["scoring"] > 0
+    first, later = model["epochs"][0]["grading_memory"], model["epochs"][1]["grading_memory"]
+    assert first["measured"]["generation"] > 0 and first["measured"]["scoring"] > 0      # CPU: the first epoch
+    assert first["ratio"]["scoring"] == round(first["measured"]["scoring"] / first["estimate"]["scoring"], 4)
+    assert later["measured"] == {"generation": None, "scoring": None} and later["how"].startswith("not measured")
+    summary = model["memory"]["grading"]
+    assert summary["batch_size"] == 16 and summary["measured"] == first["measured"]
+
+
+def test_auto_grading_batch_when_grading_a_checkpoint(tiny_model_dir, tmp_path):
+    from harness.pipeline import grade_models
+
+    suite = _suite(tiny_model_dir, tmp_path, tasks="""
+tasks:
+  - name: en-fr
+    data: {synthetic: {kind: translation, direction: en-fr, split: val, n: 12}}
+    generation: {max_new_tokens: 8}
+""")
+    assert suite.tasks[0].generation.batch_size == "auto"
+    results, _ = grade_models(suite, suite.models, log=lambda m: None, run_dir=str(tmp_path / "g"))
+    epoch = results["models"][0]["epochs"][0]
+    assert epoch["tasks"]["en-fr"]["batch_size"] == 12            # CPU: the bound 32, capped by the 12 rows
+    assert epoch["grading_memory"]["batch_size_auto"] is True and epoch["grading_memory"]["measured"]["generation"] > 0

@@ -279,3 +279,19 @@ def test_score_table_shows_each_metrics_tokenizer(tmp_path):
     assert rows[("en-fr", "perplexity")] is None       # no tokenizer in its signature
     html = render_report([run]).read_text(encoding="utf-8")
     assert 'bleu <span class="muted">↑ tok:13a / zh</span>' in html
+
+
+def test_grading_batch_and_memory_per_epoch_are_shown(tmp_path):
+    def grading(results):
+        for e in results["models"][0]["epochs"]:
+            e["grading_memory"] = {"device": "cpu", "batch_size": 24, "batch_size_auto": True,
+                                   "measured": {"generation": 3 * 2 ** 20, "scoring": 5.5 * 2 ** 20},
+                                   "estimate": {"generation": 4 * 2 ** 20, "scoring": None}}
+
+    run = make_report_run(tmp_path / "run", epochs=2, n=5, results_hook=grading)
+    html = render_report([run]).read_text(encoding="utf-8")
+    table = html[html.index('class="grading-memory"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("24 (auto)") == len(load_results(run)[0]["models"][0]["epochs"]) == 3
+    assert "3.0 MiB" in table and "4.0 MiB" in table and "5.5 MiB" in table and "–" in table
+    assert "bytes of the tensors grading allocates" in html

@@ -134,3 +134,11 @@ def test_language_options_load(tmp_path):
                               "rouge: {tokenizer: char}}\n")
     options = s.tasks[0].metric_options
     assert (options.bleu.tokenize, options.ter.asian_support, options.rouge.tokenizer) == ("zh", True, "char")
+
+
+def test_grading_batch_is_auto_by_default_or_a_positive_integer(tmp_path):
+    assert parse_suite(MINIMAL).tasks[0].generation.batch_size == "auto"
+    assert parse_suite(MINIMAL + "    generation: {batch_size: 8}\n").tasks[0].generation.batch_size == 8
+    for bad in ("0", "big"):
+        msg = _error(MINIMAL + f"    generation: {{batch_size: {bad}}}\n", tmp_path)
+        assert "s.yaml:7" in msg and "generation.batch_size" in msg and "auto or an integer from 1 to 4096" in msg

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from harness.backends.base import Generation
+from harness.backends.scoring import SCORE_CHUNK_BYTES, lm_parts, scored_nll
 from harness.chat import IGNORE_INDEX, end_of_turn_ids, prompt_ids, tokenize_conversation
 from harness.data import Example
 from harness.suite import GenerationSpec, ModelSpec
@@ -80,10 +81,14 @@ class TransformersBackend:
     def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
         return self._in_eval_mode(self._generate, examples, gen)
 
-    def reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int = 4096
-                      ) -> list[tuple[float, int]]:
-        """Sum of token NLL over each reference's assistant tokens (incl. its end-of-turn)."""
-        return self._in_eval_mode(self._reference_nll, examples, batch_size, max_len)
+    def reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int = 4096,
+                      chunk_bytes: int = SCORE_CHUNK_BYTES) -> list[tuple[float, int]]:
+        """Sum of token NLL over each reference's assistant tokens (incl. its end-of-turn).
+
+        Lean (harness/backends/scoring.py): the decoder's hidden states, the LM head on the
+        scored positions only, in chunks of at most `chunk_bytes` of fp32 logits.
+        """
+        return self._in_eval_mode(self._reference_nll, examples, batch_size, max_len, chunk_bytes)
 
     def _in_eval_mode(self, fn, *args):
         """Run fn in eval mode and restore training mode even when it raises (grading during
@@ -106,8 +111,6 @@ class TransformersBackend:
             from harness.backends.continuous_batching import generate_continuous
 
             new_ids = generate_continuous(self.model, prompts, gen, self.eot, pad)
-            if was_training:
-                self.model.train()
             return [self._finish(ids, len(p)) for ids, p in zip(new_ids, prompts)]
         for start in range(0, len(order), gen.batch_size):
             idx = order[start : start + gen.batch_size]
@@ -135,7 +138,8 @@ class TransformersBackend:
         return Generation(text, "length" if stop is None else "eos", len(kept) + (stop is not None), n_prompt)
 
     @torch.inference_mode()
-    def _reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int) -> list[tuple[float, int]]:
+    def _reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int,
+                       chunk_bytes: int) -> list[tuple[float, int]]:
         rows = [tokenize_conversation(self.tokenizer, ex.messages, max_len) for ex in examples]
         # score only the last assistant turn: that is the graded reference
         labels_all = []
@@ -145,6 +149,7 @@ class TransformersBackend:
         out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
         pad = self.tokenizer.pad_token_id
+        parts = lm_parts(self.model)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             width = max(len(rows[i].input_ids) for i in idx)
@@ -156,14 +161,8 @@ class TransformersBackend:
                 ids[row, :n] = torch.tensor(rows[i].input_ids)
                 lab[row, :n] = torch.tensor(labels_all[i])
                 attn[row, :n] = 1
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=attn.to(self.device)).logits
-            logits = logits[:, :-1].float()
-            target = lab[:, 1:].to(self.device)
-            nll = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-                ignore_index=IGNORE_INDEX, reduction="none",
-            ).view(target.shape)
-            counted = (target != IGNORE_INDEX)
+            sums, counts = scored_nll(self.model, ids.to(self.device), attn.to(self.device), lab.to(self.device),
+                                      chunk_bytes, parts)
             for row, i in enumerate(idx):
-                out[i] = (float(nll[row][counted[row]].sum()), int(counted[row].sum()))
+                out[i] = (float(sums[row]), int(counts[row]))
         return out

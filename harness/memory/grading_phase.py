@@ -1,0 +1,200 @@
+"""The grading phase inside a training job: inference mode, the training's autocast, its own peak.
+
+    with grading_phase(device, precision) as probe:
+        record = grade_epoch(probe.wrap(backend), ...)
+    record["grading_memory"] = probe.record(estimate)
+
+* no autograd (`torch.inference_mode`), the training's autocast (bf16/fp16 mixed precision), and
+  what grading allocated freed before training resumes (`gc.collect`, `torch.cuda.empty_cache`);
+* its peak, per term (generation, scoring), on top of what was allocated when it began (every
+  epoch on CUDA; on CPU, where counting costs time, the first graded epoch: `measured_epoch`):
+  - CUDA: `torch.cuda.reset_peak_memory_stats()` at the start of each term, then
+    `max_memory_allocated() - memory_allocated()` at its start; NVML's used memory after it
+    (the run's own peaks before the reset are carried, see probes.CUDA_PEAKS_BEFORE_RESET);
+  - CPU: every tensor an op returns is seen by a TorchDispatchMode (composite ops decomposed into
+    the ops that allocate); each new storage (not a view of an input) adds its
+    bytes to a live count until Python frees it (a weakref finalizer), and the term's peak is the
+    highest live count. It counts tensor storages only (not the allocator's or the libraries'
+    own scratch memory): the same things the estimate counts.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from typing import Optional
+
+from harness.memory.budget import nvml_used
+from harness.memory.probes import CUDA_PEAKS_BEFORE_RESET
+
+TERMS = ("generation", "scoring")
+
+
+class _LiveTensorBytes:
+    """Bytes of the tensor storages created inside the mode that are still alive, and their peak."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
+
+        counter = self
+        self.live = self.peak = 0
+        self._seen: set = set()
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                # Under inference mode composite ops (cross_entropy, linear...) arrive whole: decompose
+                # them (as torch's FlopCounterMode does) so that their intermediates are counted too.
+                with self:
+                    out = func.decompose(*args, **kwargs)
+                if out is not NotImplemented:
+                    return out
+                out = func(*args, **kwargs)
+                inputs = {counter._ptr(t) for t in tree_leaves((args, kwargs))}   # views of these are not new
+                for t in tree_leaves(out):
+                    counter._count(t, inputs)
+                return out
+
+        self.mode = Mode()
+
+    @staticmethod
+    def _ptr(t) -> int:
+        import torch
+
+        if not isinstance(t, torch.Tensor):
+            return 0
+        try:
+            return t.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):
+            return 0
+
+    def _count(self, t, inputs: set) -> None:
+        ptr = self._ptr(t)
+        if ptr and ptr not in self._seen and ptr not in inputs:
+            st = t.untyped_storage()
+            n = st.nbytes()
+            self._seen.add(ptr)
+            self.live += n
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(st, self._free, ptr, n)
+
+    def _free(self, ptr: int, n: int) -> None:
+        self._seen.discard(ptr)
+        self.live -= n
+
+
+class GradingProbe:
+    """Per-term peaks of one grading phase (bytes above what was allocated when the term began)."""
+
+    def __init__(self, device: str, measure: bool = True):
+        self.device = device
+        self.measure = measure
+        self.peaks: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.nvml_used: Optional[int] = None
+        self._cpu = _LiveTensorBytes() if (device == "cpu" and measure) else None
+
+    @contextlib.contextmanager
+    def term(self, name: str):
+        import torch
+
+        t0 = time.perf_counter()
+        if not self.measure:
+            yield
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            return
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            CUDA_PEAKS_BEFORE_RESET["allocated"] = max(CUDA_PEAKS_BEFORE_RESET["allocated"],
+                                                       int(torch.cuda.max_memory_allocated()))
+            CUDA_PEAKS_BEFORE_RESET["reserved"] = max(CUDA_PEAKS_BEFORE_RESET["reserved"],
+                                                      int(torch.cuda.max_memory_reserved()))
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            yield
+            torch.cuda.synchronize()
+            peak = int(torch.cuda.max_memory_allocated()) - base
+            used = nvml_used()
+            if used is not None:
+                self.nvml_used = max(used, self.nvml_used or 0)
+        elif self._cpu is not None:
+            counter = self._cpu
+            base = counter.live
+            counter.peak = counter.live
+            with counter.mode:
+                yield
+            peak = counter.peak - base
+        else:
+            yield
+            peak = 0
+        self.peaks[name] = max(self.peaks.get(name, 0), int(peak))
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def wrap(self, backend):
+        """The backend with its generate / reference_nll measured as the generation / scoring terms."""
+        return _MeasuredBackend(backend, self)
+
+    def record(self, estimate: Optional[dict] = None) -> dict:
+        """results.json epochs[i].grading_memory: measured per term next to the estimate's."""
+        est = {k: (estimate or {}).get(k) for k in TERMS}
+        measured = {k: self.peaks.get(k) for k in TERMS}
+        out = {"device": self.device, "batch_size": (estimate or {}).get("batch"),
+               "batch_size_auto": (estimate or {}).get("auto"),
+               "estimate": est, "measured": measured,
+               "ratio": {k: (round(measured[k] / est[k], 4) if measured[k] is not None and est[k] else None)
+                         for k in TERMS},
+               "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+               "how": HOW[self.device] if (self.measure and self.device in HOW) else NOT_MEASURED}
+        if self.nvml_used is not None:
+            out["nvml_used"] = self.nvml_used
+        return out
+
+
+HOW = {"cuda": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus memory_allocated at the "
+               "start of the term",
+       "cpu": "peak bytes of live tensor storages created during the term (TorchDispatchMode + weakref finalizers)"}
+
+
+NOT_MEASURED = ("not measured: on CPU the grading phase is measured at the first graded epoch only (every epoch "
+                "grades the same items at the same batch; counting tensors slows CPU grading)")
+
+
+class _MeasuredBackend:
+    def __init__(self, backend, probe: GradingProbe):
+        self._backend, self._probe = backend, probe
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def generate(self, examples, gen):
+        with self._probe.term("generation"):
+            return self._backend.generate(examples, gen)
+
+    def reference_nll(self, examples, batch_size, *args, **kwargs):
+        with self._probe.term("scoring"):
+            return self._backend.reference_nll(examples, batch_size, *args, **kwargs)
+
+
+def measured_epoch(device: str, epoch: int) -> bool:
+    """Whether an epoch's grading is measured: every epoch on CUDA (free), the first on CPU (costly)."""
+    return device == "cuda" or epoch == 0
+
+
+@contextlib.contextmanager
+def grading_phase(device: str, precision: Optional[str] = None, measure: bool = True):
+    """Inference mode, the training's autocast, a GradingProbe; what grading allocated freed after."""
+    import gc
+
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision or "")
+    autocast = torch.autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    probe = GradingProbe(device, measure)
+    try:
+        with torch.inference_mode(), autocast:
+            yield probe
+    finally:
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()

@@ -1,0 +1,103 @@
+"""The grading phase's estimate and the auto grading batch (harness/memory/grading.py)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from harness import memory as M
+from harness.backends.scoring import SCORE_CHUNK_BYTES
+from harness.suite import load_suite, parse_suite
+
+REPO = Path(__file__).resolve().parents[1]
+SETUPS = ["qwen3-0.6b-full-4x1024", "qwen3-4b-qlora-1x2048", "llama-3.2-1b-lora-4x1024", "gemma-3-270m-full-8x512"]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path_factory.getbasetemp() / "harness-cache"))
+
+
+def test_the_estimate_uses_the_backends_chunk():
+    assert M.SCORE_CHUNK_BYTES == SCORE_CHUNK_BYTES
+
+
+@pytest.mark.parametrize("name", SETUPS)
+def test_auto_grading_never_exceeds_training_in_the_issue_setups(name):
+    """Issue 14's four setups, default grading settings: grading is at most the training phase, at the
+    largest batch that keeps it so (one more item would exceed it, or the batch is at its bound)."""
+    suite = load_suite(REPO / "suites" / "memory" / f"{name}.yaml")
+    assert all(t.generation.batch_size == "auto" for t in suite.tasks)
+    r = M.preflight(suite, suite.models[0], tokenizer=None)
+    e, p = r.estimate, r.plan
+    assert 1 <= p.eval_batch_size <= 100 and p.eval_batch_auto
+    assert 0 < e.phases["eval"] <= e.phases["train"]
+    assert e.peak_phase == "train"
+    if p.eval_batch_size < 100:
+        assert M.grading_bytes(p, p.eval_batch_size + 1)["phase"] > e.phases["train"]
+    assert e.grading["batch"] == p.eval_batch_size and e.grading["scoring"] and e.grading["generation"]
+
+
+def _grade_only(batch: str = "auto", n: int = 200) -> str:
+    return f"""
+name: g
+models: [{{name: q, path: Qwen/Qwen3-0.6B, dtype: bfloat16}}]
+tasks:
+  - name: en-fr
+    data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: {n}}}}}
+    generation: {{batch_size: {batch}}}
+"""
+
+
+def test_auto_batch_fits_a_stated_budget():
+    suite = parse_suite(_grade_only())
+    spec = suite.models[0]
+    static = M.estimate(M.plan_from_suite(suite, spec)).terms["weights"]
+    for budget in (2 * M.GiB, 3 * M.GiB, 6 * M.GiB):
+        plan = M.plan_from_suite(suite, spec)
+        plan.budget_bytes = budget
+        e = M.estimate(plan)
+        b = e.plan.eval_batch_size
+        assert e.total <= budget, (budget, b)
+        one_more = dataclasses.replace(plan, eval_batch_auto=False, eval_batch_size=b + 1)
+        assert b == M.AUTO_GRADING_BATCH_MAX or M.estimate(one_more).total > budget
+    assert static < 2 * M.GiB
+    # a budget below the weights still grades, one item at a time
+    plan = M.plan_from_suite(suite, spec)
+    plan.budget_bytes = static // 2
+    assert M.estimate(plan).plan.eval_batch_size == 1
+
+
+def test_auto_batch_on_cpu_or_without_budget_is_the_bound_capped_by_the_rows():
+    suite = parse_suite(_grade_only())
+    plan = M.plan_from_suite(suite, suite.models[0])            # grading-only, no budget
+    assert M.estimate(plan).plan.eval_batch_size == 32
+    small = parse_suite(_grade_only(n=10))
+    assert M.estimate(M.plan_from_suite(small, small.models[0], device="cpu")).plan.eval_batch_size == 10
+    fixed = parse_suite(_grade_only(batch="48"))
+    p = M.plan_from_suite(fixed, fixed.models[0])
+    assert not p.eval_batch_auto and M.estimate(p).plan.eval_batch_size == 48
+
+
+def test_grading_terms_grow_with_the_batch_and_scoring_has_no_full_logits():
+    plan = M.make_plan("google/gemma-3-270m", train=False, weight_dtype="bf16", eval_dtype="bf16",
+                       eval_prompt_len=200, eval_new_tokens=64, eval_score_len=300, eval_answer_len=100)
+    small, big = M.grading_bytes(plan, 8), M.grading_bytes(plan, 64)
+    assert big["generation"] > small["generation"] and big["scoring"] > small["scoring"]
+    full_logits = 64 * 300 * 262_144 * 4
+    assert big["scoring"] < full_logits / 10
+    chunk = SCORE_CHUNK_BYTES // (4 * 262_144)
+    assert f"one LM-head chunk {chunk:,} × vocab 262,144" in big["formulas"]["scoring"]
+
+
+def test_remedies_do_not_lower_an_auto_grading_batch():
+    suite = load_suite(REPO / "suites" / "memory" / "qwen3-0.6b-full-4x1024.yaml")
+    r = M.preflight(suite, suite.models[0], tokenizer=None)
+    assert r.fits is False and r.fix and r.fix[0].fits
+    assert "eval batch" not in [s.knob for s in r.fix]
+    plan = M.plan_from_suite(suite, suite.models[0])
+    plan.eval_batch_auto, plan.eval_batch_size = False, 512             # a fixed, huge grading batch
+    steps = M.suggest_fix(plan, 12 * M.GiB)
+    order = ["max_seq_len", "batch", "gradient_checkpointing", "optimizer", "lora_r", "eval batch", "method"]
+    assert [order.index(s.knob) for s in steps] == sorted(order.index(s.knob) for s in steps)
