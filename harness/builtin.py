@@ -3,19 +3,28 @@
 `builtin:tiny-translator` is a small Qwen3-style model with a BPE tokenizer trained
 locally on the synthetic English/French corpus, pre-trained on translation in *both*
 directions (French→English more than English→French, so the base is stronger in one
-direction than the other, as real base models are). It is built once (about a minute
-on 2 cores) and cached under $HARNESS_CACHE (default ~/.cache/harness).
+direction than the other, as real base models are).
+
+Its weights and tokenizer ship with the package (`harness/builtin_models/NAME/`, with
+`recipe.json` naming the recipe that made them), so every machine grades the same model:
+training the same recipe on another CPU or another torch build gives slightly different
+weights, and with them different BLEU. When the recipe in this file changes, the shipped
+copy no longer matches; the model is then built on first use and cached under
+$HARNESS_CACHE (default ~/.cache/harness) until someone refreshes the shipped copy with
+
+    python -m harness.builtin            # rebuilds every built-in model into the package
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import random
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 BUILTIN_PREFIX = "builtin:"
@@ -50,6 +59,8 @@ class TinyRecipe:
 
 
 RECIPES = {"tiny-translator": TinyRecipe()}
+SHIPPED_ROOT = Path(__file__).resolve().parent / "builtin_models"
+RECIPE_FILE = "recipe.json"
 
 
 def cache_root() -> Path:
@@ -60,25 +71,69 @@ def is_builtin(path: str) -> bool:
     return path.startswith(BUILTIN_PREFIX)
 
 
-def builtin_path(name: str) -> Path:
+def recipe_id(name: str) -> str:
+    """'g{generator version}-{hash of the recipe}': changes whenever the built model would."""
     from harness.synthetic.translation import GENERATOR_VERSION
 
     if name not in RECIPES:
         raise ValueError(f"unknown built-in model {name!r}; available: {', '.join(RECIPES)}")
     digest = hashlib.sha1(repr(RECIPES[name]).encode()).hexdigest()[:8]
-    return cache_root() / "builtin" / f"{name}-g{GENERATOR_VERSION}-{digest}"
+    return f"g{GENERATOR_VERSION}-{digest}"
+
+
+def shipped_path(name: str) -> Path:
+    return SHIPPED_ROOT / name
+
+
+def shipped_recipe_id(name: str) -> str | None:
+    """The recipe id written next to the shipped weights, or None when nothing is shipped."""
+    try:
+        return json.loads((shipped_path(name) / RECIPE_FILE).read_text(encoding="utf-8"))["recipe_id"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def builtin_path(name: str) -> Path:
+    """Where the model lives: the shipped copy when it matches the recipe, else the cache."""
+    rid = recipe_id(name)
+    if shipped_recipe_id(name) == rid and (shipped_path(name) / "config.json").exists():
+        return shipped_path(name)
+    return cache_root() / "builtin" / f"{name}-{rid}"
 
 
 def resolve_model_path(path: str, log=print) -> str:
-    """'builtin:NAME' → the cached directory (built on first use); anything else unchanged."""
+    """'builtin:NAME' → the shipped directory (or a cached build); anything else unchanged."""
     if not is_builtin(path):
         return path
     name = path[len(BUILTIN_PREFIX):]
     target = builtin_path(name)
     if not (target / "config.json").exists():
-        log(f"building built-in model {name} (first use; cached in {target})")
+        log(f"building built-in model {name}: the shipped copy is from recipe "
+            f"{shipped_recipe_id(name)}, the code's recipe is {recipe_id(name)} (cached in {target}; "
+            "refresh the shipped copy with `python -m harness.builtin`)")
         build_tiny_translator(target, RECIPES[name], log=log)
     return str(target)
+
+
+def ship_builtin(name: str, log=print) -> Path:
+    """Rebuild NAME from its recipe into the package directory, with its recipe id."""
+    target = shipped_path(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_tiny_translator(Path(tmp) / name, RECIPES[name], log=log)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(built, target)
+    write_recipe_file(target, name)
+    return target
+
+
+def write_recipe_file(target: Path, name: str) -> None:
+    import torch
+    import transformers
+
+    record = {"name": name, "recipe_id": recipe_id(name), "recipe": asdict(RECIPES[name]),
+              "built_with": {"torch": torch.__version__, "transformers": transformers.__version__}}
+    (target / RECIPE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -181,3 +236,8 @@ def build_tiny_translator(target: Path, recipe: TinyRecipe, log=print) -> Path:
         raise
     log(f"built {target.name} in {time.time() - t0:.0f}s ({sum(p.numel() for p in model.parameters()):,} parameters)")
     return target
+
+
+if __name__ == "__main__":
+    for model_name in RECIPES:
+        print(f"shipped {ship_builtin(model_name)}")
