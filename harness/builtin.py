@@ -159,16 +159,16 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 def _pretraining_conversations(recipe: TinyRecipe) -> list[list[dict]]:
     from harness.data import LANGUAGE_NAMES
     from harness.suite import DataSpec
-    from harness.synthetic import translation_examples
     from harness.suite import SyntheticSource
+    from harness.synthetic import translation_rows
 
     prompt = DataSpec.model_fields["prompt"].default
     rng = random.Random(recipe.seed)
     spec = SyntheticSource(kind="translation", direction="en-fr", split="train",
                            n=recipe.pretrain_pairs, seed=recipe.seed + 1000)
     convs = []
-    for ex in translation_examples(spec):
-        en, fr = ex.messages[0]["content"], ex.reference
+    for row in translation_rows(spec):
+        en, fr = (m["content"] for m in row["messages"])
         src, tgt, s, t = (en, fr, "en", "fr") if rng.random() < recipe.share_en_fr else (fr, en, "fr", "en")
         user = prompt.format(src_name=LANGUAGE_NAMES[s], tgt_name=LANGUAGE_NAMES[t], source=src)
         convs.append([{"role": "user", "content": user}, {"role": "assistant", "content": tgt}])

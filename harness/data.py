@@ -170,9 +170,10 @@ def _load_hf(spec: DataSpec) -> Iterable[Example]:
 
 
 def _load_synthetic(spec: DataSpec) -> Iterable[Example]:
-    from harness.synthetic import generate_examples
+    from harness.synthetic import generate_rows
 
-    for ex in generate_examples(spec.synthetic):
+    for row in generate_rows(spec.synthetic):
+        ex = Example(**row)
         if spec.synthetic.kind == "translation":
             ex.messages = _translation_messages(spec, ex.messages[0]["content"], ex.reference,
                                                 spec.synthetic.direction)

@@ -20,9 +20,10 @@ pytest.importorskip("openai", reason="backend openai needs the openai client: pi
 
 def _examples(n: int):
     from harness.suite import SyntheticSource
-    from harness.synthetic import generate_examples   # the suites' own synthetic translation rows
+    from harness.data import Example
+    from harness.synthetic import generate_rows   # the suites' own synthetic translation rows
 
-    return generate_examples(SyntheticSource(kind="translation", direction="en-fr", split="val", n=n))
+    return [Example(**r) for r in generate_rows(SyntheticSource(kind="translation", direction="en-fr", split="val", n=n))]
 
 
 @pytest.fixture(scope="module")

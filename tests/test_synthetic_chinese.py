@@ -9,10 +9,16 @@ import pytest
 from harness.data import load_rows
 from harness.metrics.language import task_language
 from harness.suite import SyntheticSource, load_suite
-from harness.synthetic import generate_examples, split_of
+from harness.data import Example
+from harness.synthetic import generate_rows, split_of
+
 from harness.synthetic.chinese import PLACES, SUBJECTS, TIMES, generate_pairs
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def generate_examples(spec):
+    return [Example(**r) for r in generate_rows(spec)]
 
 
 def _rows(split, n, seed=0):

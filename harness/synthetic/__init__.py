@@ -2,6 +2,10 @@
 
 Each generator is deterministic for a seed. Splits are assigned by a hash of the row's
 source text, so train, val and test never share a row whatever sizes are asked for.
+
+Generators return plain rows, `{"id", "messages", "origin", "meta"}` (the chat JSONL schema
+plus where the row came from): `harness.data` turns them into `Example`s, so this package
+never imports the data layer that calls it.
 """
 from __future__ import annotations
 
@@ -39,8 +43,12 @@ def _unique_in_split(stream: Callable[[int, int], list], key, split: str, n: int
     return out
 
 
-def translation_examples(spec: SyntheticSource):
-    from harness.data import Example
+def _row(id: str, messages: list[dict], origin: str, meta: dict) -> dict:
+    return {"id": id, "messages": messages, "origin": origin, "meta": meta}
+
+
+def translation_rows(spec: SyntheticSource) -> Iterator[dict]:
+    """Source → target rows; the user turn is the bare source (the loader adds the prompt)."""
     from harness.synthetic.translation import generate_pairs
 
     from harness.synthetic import chinese
@@ -53,57 +61,48 @@ def translation_examples(spec: SyntheticSource):
                              seed=spec.seed)
     for i, (en, other) in enumerate(pairs):
         src, tgt = (other, en) if direction == "fr-en" else (en, other)
-        yield Example(
-            id=f"{direction}-{spec.split}-{i:05d}",
-            messages=[{"role": "user", "content": src}, {"role": "assistant", "content": tgt}],
-            origin=f"synthetic:translation:{spec.split}",
-            meta={"direction": direction},
-        )
+        yield _row(f"{direction}-{spec.split}-{i:05d}",
+                   [{"role": "user", "content": src}, {"role": "assistant", "content": tgt}],
+                   f"synthetic:translation:{spec.split}", {"direction": direction})
 
 
-def _prompted_examples(spec: SyntheticSource, generate_rows, prompt: str, meta_of):
-    """Rows with `.text` and `.answer` → single-turn Examples: prompt + text → answer."""
-    from harness.data import Example
-
-    rows = _unique_in_split(generate_rows, key=lambda r: r.text, split=spec.split, n=spec.n, seed=spec.seed)
-    for i, row in enumerate(rows):
-        yield Example(
-            id=f"{spec.kind}-{spec.split}-{i:05d}",
-            messages=[{"role": "user", "content": prompt + row.text},
-                      {"role": "assistant", "content": row.answer}],
-            origin=f"synthetic:{spec.kind}:{spec.split}",
-            meta=meta_of(row),
-        )
+def _prompted_rows(spec: SyntheticSource, generate, prompt: str, meta_of) -> Iterator[dict]:
+    """Generated items with `.text` and `.answer` → single-turn rows: prompt + text → answer."""
+    items = _unique_in_split(generate, key=lambda r: r.text, split=spec.split, n=spec.n, seed=spec.seed)
+    for i, item in enumerate(items):
+        yield _row(f"{spec.kind}-{spec.split}-{i:05d}",
+                   [{"role": "user", "content": prompt + item.text}, {"role": "assistant", "content": item.answer}],
+                   f"synthetic:{spec.kind}:{spec.split}", meta_of(item))
 
 
-def json_extraction_examples(spec: SyntheticSource):
+def json_extraction_rows(spec: SyntheticSource) -> Iterator[dict]:
     from harness.synthetic import json_extraction as g
 
-    return _prompted_examples(spec, g.generate_rows, g.PROMPT, lambda r: {"fields": r.fields})
+    return _prompted_rows(spec, g.generate_rows, g.PROMPT, lambda r: {"fields": r.fields})
 
 
-def summarisation_examples(spec: SyntheticSource):
+def summarisation_rows(spec: SyntheticSource) -> Iterator[dict]:
     from harness.synthetic import summarisation as g
 
-    return _prompted_examples(spec, g.generate_rows, g.PROMPT, lambda r: {"headline": r.headline})
+    return _prompted_rows(spec, g.generate_rows, g.PROMPT, lambda r: {"headline": r.headline})
 
 
-def math_examples(spec: SyntheticSource):
+def math_rows(spec: SyntheticSource) -> Iterator[dict]:
     from harness.synthetic import math as g
 
-    return _prompted_examples(spec, g.generate_rows, g.PROMPT,
-                              lambda r: {"expression": r.expression, "operations": r.operations})
+    return _prompted_rows(spec, g.generate_rows, g.PROMPT,
+                          lambda r: {"expression": r.expression, "operations": r.operations})
 
 
-GENERATORS: dict[str, Callable[[SyntheticSource], Iterator]] = {
-    "translation": translation_examples,
-    "json_extraction": json_extraction_examples,
-    "summarisation": summarisation_examples,
-    "math": math_examples,
+GENERATORS: dict[str, Callable[[SyntheticSource], Iterator[dict]]] = {
+    "translation": translation_rows,
+    "json_extraction": json_extraction_rows,
+    "summarisation": summarisation_rows,
+    "math": math_rows,
 }
 
 
-def generate_examples(spec: SyntheticSource):
+def generate_rows(spec: SyntheticSource) -> list[dict]:
     if spec.kind not in GENERATORS:
         raise ValueError(f"no synthetic generator for {spec.kind!r} yet")
     return list(GENERATORS[spec.kind](spec))
