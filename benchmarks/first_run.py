@@ -44,6 +44,7 @@ def main() -> int:
     ap.add_argument("--venv", help="an existing virtualenv: skip the install, run with its python")
     ap.add_argument("--suite", default="suites/translation.yaml")
     ap.add_argument("--keep", action="store_true", help="keep the clone (and its run directory)")
+    ap.add_argument("--install-only", action="store_true", help="time the install, not the run")
     args = ap.parse_args()
 
     available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -67,6 +68,11 @@ def main() -> int:
                 print(f"install failed (exit {code}); see {work / 'install.log'}")
                 return 1
             run_cmd = ["./run", "harness"]
+        if args.install_only:
+            print(f"commit {head}; cores {len(cores) or os.cpu_count()}; load average before "
+                  f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} (1 min)")
+            print(f"install: {install_s:7.1f} s  (run not timed: --install-only)")
+            return 0
         run_s, code = timed(run_cmd + ["train-and-grade", args.suite, "--run-dir", "runs/first"],
                             clone, env, cores, work / "run.log")
         load_after = os.getloadavg()

@@ -42,7 +42,9 @@ def _run(name: str, tmp_path: Path, monkeypatch) -> tuple[dict, object, dict, li
     n = suite.task(task).data.synthetic.n
     for e in epochs:
         rec = e["tasks"][task]
-        assert rec["n"] == n and rec["loss"] > 0
+        rows = read_jsonl(run.root / rec["samples"])
+        assert rec["n"] == n and rec["loss"] == pytest.approx(
+            sum(r["nll_sum"] for r in rows) / sum(r["n_tokens"] for r in rows))
         assert list(rec["metrics"]) == metrics
         for metric, v in rec["metrics"].items():
             assert v["score"] is not None and math.isfinite(v["score"]), (e["epoch"], metric)
@@ -53,14 +55,20 @@ def _run(name: str, tmp_path: Path, monkeypatch) -> tuple[dict, object, dict, li
         assert len(rows) == n and len({r["id"] for r in rows}) == n
         assert all(set(r["scores"]) == set(metrics) for r in rows)
         assert all(isinstance(r["output"], str) for r in rows)
-        if e["epoch"] > 0:
-            assert e["train_loss"] is not None
+        if e["epoch"] > 0:   # the mean of the losses logged during that epoch
+            logged = [r["loss"] for r in model["train"]["log"] if e["epoch"] - 1 < r["epoch"] <= e["epoch"] + 1e-9]
+            assert logged and e["train_loss"] == pytest.approx(sum(logged) / len(logged))
             assert (run.root / e["checkpoint"] / "model.safetensors").exists()
     # the training loss fell, and the graded (validation) loss with it
     log = model["train"]["log"]
     assert log[-1]["loss"] < log[0]["loss"]
     assert epochs[-1]["tasks"][task]["loss"] < epochs[0]["tasks"][task]["loss"]
-    assert model["best"] is not None and model["best"]["metric"].startswith(f"{task}/")
+    best_metric = model["best"]["metric"]
+    assert best_metric == f"{task}/{metrics[0]}"    # the first generated metric of the first task
+    scored = [(e["tasks"][task]["metrics"][metrics[0]]["score"], e["epoch"]) for e in epochs]
+    higher = epochs[0]["tasks"][task]["metrics"][metrics[0]]["higher_is_better"]
+    top = (max if higher else min)(s for s, _ in scored)
+    assert model["best"]["epoch"] == next(ep for s, ep in scored if s == top)
     report = (run.root / "report.html").read_text()
     assert task in report and "<script src=" not in report
     return results, run, model, epochs

@@ -1,7 +1,6 @@
 """json_valid / json_schema_valid: strict parsing, accept modes, schema errors, hostile input."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -99,12 +98,11 @@ def test_one_megabyte_of_brackets_does_not_crash():
     assert extract_json(objects, "object", max_chars=2_000_000) == (None, "nesting too deep")
 
 
-def test_fence_handling_is_linear_time():
-    # a regex like ```(.*?)\s*``` backtracks quadratically on long whitespace runs
-    start = time.perf_counter()
+def test_long_whitespace_in_a_fence_is_handled():
+    # a regex like ```(.*?)\s*``` backtracks quadratically here; the time it takes is measured
+    # by benchmarks/text_scanning.py (10x the text should take about 10x, not 100x, as long)
     assert extract_json("```json\n" + " " * 99_000 + "x", "fenced") == (None, "unterminated or malformed code fence")
-    assert extract_json("```json\n" + " " * 99_000 + "x```", "fenced")[0] is None
-    assert time.perf_counter() - start < 0.5
+    assert extract_json("```json\n" + " " * 99_000 + "x```", "fenced") == (None, "Expecting value: line 2 column 99001")
 
 
 def test_huge_integer_is_an_error_not_a_crash():

@@ -58,11 +58,15 @@ def test_every_epoch_is_graded_and_saved(trained_run):
     assert model["epochs"][0]["checkpoint"] is None
     for e in model["epochs"][1:]:
         assert (run.root / e["checkpoint"] / "model.safetensors").exists()
-        assert e["train_loss"] is not None
+        # the mean of the losses logged during that epoch (4 steps, logged every step)
+        logged = [r["loss"] for r in model["train"]["log"] if e["epoch"] - 1 < r["epoch"] <= e["epoch"] + 1e-9]
+        assert len(logged) == 4 and e["train_loss"] == pytest.approx(sum(logged) / 4)
     for e in model["epochs"]:
         for task in ("en-fr", "fr-en"):
             rec = e["tasks"][task]
-            assert rec["n"] == 16 and rec["loss"] > 0
+            rows = read_jsonl(run.root / rec["samples"])
+            assert rec["n"] == 16 and rec["loss"] == pytest.approx(
+                sum(r["nll_sum"] for r in rows) / sum(r["n_tokens"] for r in rows))
             bleu = rec["metrics"]["bleu"]
             assert bleu["signature"].startswith("nrefs:1|") and bleu["ci"][0] <= bleu["score"] <= bleu["ci"][1]
             assert len(read_jsonl(run.root / rec["samples"])) == 16
@@ -171,9 +175,13 @@ diagnostics: {{audit: {{fail_on_error: false}}}}
     assert [e["epoch"] for e in model["epochs"]] == [0, 1]
     rows = read_jsonl(run.root / model["epochs"][1]["tasks"]["fr-en"]["samples"])
     assert rows[0]["reference"] == "A group of men are loading cotton onto a truck"
+    from sacrebleu.metrics import BLEU
+
     for e in model["epochs"]:
         for t in ("en-fr", "fr-en"):
-            assert e["tasks"][t]["metrics"]["bleu"]["score"] is not None
+            rows = read_jsonl(run.root / e["tasks"][t]["samples"])
+            expected = BLEU().corpus_score([r["output"] for r in rows], [[r["reference"] for r in rows]]).score
+            assert e["tasks"][t]["metrics"]["bleu"]["score"] == pytest.approx(expected)
 
 
 def test_grading_batch_and_grading_memory_are_recorded(trained_run):

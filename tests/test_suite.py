@@ -81,12 +81,13 @@ def test_parallel_needs_direction(tmp_path):
     (tmp_path / "a.fr").write_text("salut\n")
     msg = _error(MINIMAL.replace("{synthetic: {kind: translation, direction: en-fr, split: val, n: 5}}",
                                  "{parallel: {source: a.en, target: a.fr}}"), tmp_path)
-    assert "direction" in msg
+    assert msg == f"{tmp_path / 's.yaml'}:6: field 'tasks.0.data': parallel data needs `direction`, e.g. direction: en-fr"
 
 
 def test_duplicate_task_names(tmp_path):
     msg = _error(MINIMAL + MINIMAL.split("tasks:\n")[1], tmp_path)
-    assert "unique" in msg
+    assert msg.startswith(f"{tmp_path / 's.yaml'}:")
+    assert msg.endswith("task names must be unique; repeated: ['en-fr']")
 
 
 def test_published_schema_is_current_and_validates_shipped_suites():
