@@ -11,6 +11,11 @@ import numpy as np
 from harness.metrics.base import Metric
 
 
+def resample_p_value(count: int, resamples: int) -> float:
+    """(c + 1) / (n + 1): c of n resamples at least as extreme, the observed data counted once."""
+    return (count + 1) / (resamples + 1)
+
+
 def _indices(n: int, samples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(samples, n))
 
@@ -44,11 +49,15 @@ def paired_bootstrap(
     Returns the observed delta (new - old), its percentile interval, and a p-value. Rows must
     be aligned: row i of both matrices is the same test item.
 
-    `alternative` (as in scipy.stats): "two-sided" (default) gives the share of resamples whose
-    delta has the other sign than the observed one, doubled; "less" tests H1 new < old and
-    gives the share of resamples with delta >= 0; "greater" tests H1 new > old and gives the
-    share with delta <= 0. The gate uses the one-sided form in the direction of a drop ("less"
-    for higher-is-better metrics, "greater" for lower-is-better ones).
+    `alternative` (as in scipy.stats): "two-sided" (default) counts the resamples whose delta
+    has the other sign than the observed one, doubled; "less" tests H1 new < old and counts the
+    resamples with delta >= 0; "greater" tests H1 new > old and counts those with delta <= 0.
+    The gate uses the one-sided form in the direction of a drop ("less" for higher-is-better
+    metrics, "greater" for lower-is-better ones).
+
+    The p-value of c counted resamples out of n is (c + 1) / (n + 1), as sacrebleu's
+    significance tests compute it: the observed data counts as one resample, so p is never 0
+    (the smallest is 1 / (n + 1)) and a test with few resamples cannot claim certainty.
     """
     if alternative not in ("two-sided", "less", "greater"):
         raise ValueError(f"alternative must be two-sided, less or greater, not {alternative!r}")
@@ -66,13 +75,13 @@ def paired_bootstrap(
         return {"delta": float(delta), "ci": None, "p_value": None, "samples": 0}
     alpha = (1 - confidence) / 2
     if alternative == "less":
-        p = float(np.mean(deltas >= 0))
+        p = resample_p_value(int(np.sum(deltas >= 0)), len(deltas))
     elif alternative == "greater":
-        p = float(np.mean(deltas <= 0))
+        p = resample_p_value(int(np.sum(deltas <= 0)), len(deltas))
     elif delta >= 0:
-        p = 2 * float(np.mean(deltas <= 0))
+        p = 2 * resample_p_value(int(np.sum(deltas <= 0)), len(deltas))
     else:
-        p = 2 * float(np.mean(deltas >= 0))
+        p = 2 * resample_p_value(int(np.sum(deltas >= 0)), len(deltas))
     return {
         "delta": float(delta),
         "ci": [float(np.quantile(deltas, alpha)), float(np.quantile(deltas, 1 - alpha))],
