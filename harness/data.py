@@ -103,19 +103,26 @@ def _translation_messages(spec: DataSpec, src: str, tgt: str, direction: str) ->
     return messages
 
 
+def json_object_line(line: str, where: str, not_an_object: str) -> dict:
+    """One JSONL line as a dict; anything else is a DataError naming `where` (file:line).
+    `not_an_object` is the message for valid JSON that is not an object ({type} is its type)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: " + not_an_object.format(type=type(row).__name__))
+    return row
+
+
 def _load_jsonl(spec: DataSpec, path: Path) -> Iterable[Example]:
     for lineno, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-        except RecursionError:
-            raise DataError(f"{where}: JSON nested too deeply") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: each line must be a JSON object")
+        row = json_object_line(line, where, "each line must be a JSON object")
         if "id" in row and (isinstance(row["id"], bool) or not isinstance(row["id"], (str, int))):
             raise DataError(f"{where}: field 'id' must be a string or an integer, not {json.dumps(row['id'])[:40]}")
         yield Example(

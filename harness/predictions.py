@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.data import DataError, Example
+from harness.data import DataError, Example, json_object_line
 from harness.grade import LoadedTask
 
 
@@ -65,14 +65,7 @@ def load_predictions(path: Path, tasks: list[LoadedTask], allow_partial: bool = 
 
 
 def _prediction_row(line: str, where: str, by_task: dict) -> dict:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-    except RecursionError:
-        raise DataError(f"{where}: JSON nested too deeply") from None
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: each line is a JSON object {{task, id, output}}, not {type(row).__name__}")
+    row = json_object_line(line, where, "each line is a JSON object {{task, id, output}}, not {type}")
     missing = [k for k in ("task", "id", "output") if k not in row]
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)} (each line needs task, id, output)")
