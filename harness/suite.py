@@ -19,6 +19,7 @@ from harness.metric_options import MetricOptions
 from harness.suite_checks import (  # noqa: F401  (re-exported: the CLI and pipeline import them from here)
     check_runs_here, hub_offline_problem, looks_local, model_dir_problem, model_source_problem, read_json_schema,
 )
+from harness.yaml_lines import line_map as _line_map, yaml_load  # noqa: F401  (yaml_load re-exported)
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 SUITE_SCHEMA_VERSION = 1
@@ -364,53 +365,6 @@ class Suite(_Strict):
 
 
 # ----------------------------------------------------------------------- loading
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys; a suite with `epochs: 3` twice is a mistake."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.get(key)
-                except TypeError:   # an unhashable key: PyYAML reports it itself
-                    continue
-                if first is not None:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {first}): keep one",
-                        key_node.start_mark)
-                seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def yaml_load(text: str) -> Any:
-    """yaml.safe_load that refuses duplicate keys."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)
-
-
-def _line_map(text: str) -> dict[tuple, int]:
-    """Map each YAML path (tuple of keys/indices) to its 1-based line number."""
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, path: tuple) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                lines[path + (k.value,)] = k.start_mark.line + 1
-                walk(v, path + (k.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    root = yaml.compose(text)
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The pydantic model that owns the field at `loc` (for 'did you mean')."""
     model: Any = Suite
