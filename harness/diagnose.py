@@ -128,7 +128,8 @@ def _value(epoch_record: dict, task: str, name: str) -> Optional[float]:
 def _fmt_p(p: Optional[float], samples: int) -> str:
     if p is None:
         return "p n/a"
-    return f"p<{1 / samples:.3g}" if p == 0 and samples else f"p={p:.3g}"
+    # the smallest p a bootstrap of n resamples can give is 1/(n+1) (never 0): below 1/n
+    return f"p<{1 / samples:.3g}" if samples and p <= 1 / (samples + 1) + 1e-12 else f"p={p:.3g}"
 
 
 # --------------------------------------------------------------------------- forgetting
