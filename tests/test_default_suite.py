@@ -5,6 +5,7 @@ both directions every epoch. The claims the README makes are asserted on the rea
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_default_translation_suite_end_to_end(tmp_path, monkeypatch):
+def test_default_translation_suite_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     code = main(["train-and-grade", "suites/translation.yaml", "--run-dir", str(tmp_path / "run")])
     assert code == 0
+    printed = capsys.readouterr().out.splitlines()
+    # the README quotes this run's verdict lines: a fresh run prints them digit for digit
+    quoted = readme_quoted_lines()
+    assert [q.split(":")[0] for q in quoted] == ["best epoch for en-fr/bleu", "audit", "memory", "forgetting",
+                                                 "inflection"]
+    for line in quoted:
+        assert any(p.startswith(line) for p in printed), (line, [p for p in printed if p[:8] == line[:8]])
     results, run = load_results(tmp_path / "run")
     model = results["models"][0]
     epochs = model["epochs"]
@@ -46,3 +54,19 @@ def test_default_translation_suite_end_to_end(tmp_path, monkeypatch):
     report = (run.root / "report.html").read_text()
     assert "fr-en" in report and "<script src=" not in report
     assert 'id="diagnostics"' in report and "forgotten since epoch 1" in report
+
+
+def readme_quoted_lines() -> list[str]:
+    """The README's quick-start verdict lines, each cut where the README abbreviates ('; ...')."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```\n(best epoch for .*?)```", text, re.S).group(1)
+    lines = [ln for ln in block.splitlines() if ln and not ln.startswith("(")]
+    return [ln.split("; ...")[0].rstrip() for ln in lines]
+
+
+def test_readme_quotes_the_verdict_lines_with_their_numbers():
+    """What the slow test above compares: the lines are there, with numbers to compare."""
+    quoted = readme_quoted_lines()
+    assert quoted[0].startswith("best epoch for en-fr/bleu: 4 (")
+    assert re.search(r"fr-en/bleu \d+\.\d\d→\d+\.\d\d \(Δ -\d+\.\d\d, 95% CI", quoted[3])
+    assert re.search(r"estimated peak \d+\.\d MiB", quoted[2])
