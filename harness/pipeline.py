@@ -22,7 +22,7 @@ from harness.errors import DoesNotFit, UserError
 from harness.grade import LoadedTask, grade_epoch, load_tasks, with_grading_batch
 from harness.out_of_memory import GradingOutOfMemory, TrainingOutOfMemory, is_out_of_memory, training_remedy
 from harness.predictions import load_predictions
-from harness.results import RunDir, new_results, process_record, read_jsonl, run_state, write_atomic, write_json
+from harness.results import RunDir, new_results, process_record, run_state, write_atomic, write_json
 from harness.suite import AUTO_GRADING_BATCH_BOUND, ModelSpec, Suite, dump_suite
 
 Log = Callable[[str], None]

@@ -11,10 +11,10 @@ import json
 import re
 import string
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
-from harness.errors import SuiteError, UserError  # noqa: F401  (SuiteError: imported from here too)
+from harness.errors import SuiteError  # noqa: F401  (imported from here too)
 from harness.metric_options import MetricOptions
 from harness.suite_checks import (  # noqa: F401  (re-exported: the CLI and pipeline import them from here)
     check_runs_here, hub_offline_problem, looks_local, model_dir_problem, model_source_problem, read_json_schema,

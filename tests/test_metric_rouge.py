@@ -132,14 +132,8 @@ def test_signature_and_option_errors():
 from harness.metrics.language import options_for_language, task_language  # noqa: E402
 from harness.metrics.rouge import TokenizerDropsText, kept_share  # noqa: E402
 
-ZH6 = [
-    ("我爱北京天安门。", "我爱北京天安门。"),
-    ("今天天气很好", "今天天气非常好。"),
-    ("他在看书", "他正在图书馆看书。"),
-    ("我们明天去海边。", "明天我们去海边。"),
-    ("这只猫很可爱。", "这只小猫非常可爱。"),
-    ("", "谢谢你的帮助。"),
-]
+from tests.cjk_pairs import ZH6  # noqa: E402
+
 JA4 = [
     ("今日は良い天気です。", "今日はとても良い天気です。"),
     ("猫が外を見ている。", "猫が窓の外を見ている。"),

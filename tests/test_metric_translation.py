@@ -74,15 +74,8 @@ def test_equal_to_sacrebleu_cli_chinese_tokenizer(tmp_path):
     assert "tok:zh" in got["bleu"][1]
 
 
-# six hand-made en→zh outputs against their references (near misses, reordering, a synonym, an empty one)
-ZH6 = [
-    ("我爱北京天安门。", "我爱北京天安门。"),
-    ("今天天气很好", "今天天气非常好。"),
-    ("他在看书", "他正在图书馆看书。"),
-    ("我们明天去海边。", "明天我们去海边。"),
-    ("这只猫很可爱。", "这只小猫非常可爱。"),
-    ("", "谢谢你的帮助。"),
-]
+from tests.cjk_pairs import ZH6  # noqa: E402
+
 JA5 = [
     ("今日は良い天気です。", "今日はとても良い天気です。"),
     ("私は東京に住んでいます。", "私は東京に住んでいます。"),
