@@ -268,11 +268,13 @@ def _colour(status: str) -> str:
 # ----------------------------------------------------------------------------- commands
 @dataclass
 class Output:
-    """Where a command writes: results on `console` (stdout), errors on `errors` (stderr)."""
+    """Where a command writes: results on `console` (stdout), errors on `errors` (stderr);
+    `bars`: progress of long loops (rich on a terminal, plain lines in a log, none under -q)."""
 
     console: Any
     errors: Any
     log: Callable[[str], None]
+    bars: Any   # harness.progress.Progress
 
 
 def schema(args, out: Output) -> int:
@@ -351,7 +353,8 @@ def train_and_grade(args, out: Output) -> int:
         raise SuiteError(f"--resume {args.resume} and --overwrite: resume continues the run, overwrite replaces it; "
                          f"give one")
     results, run = run_training(suite, log=out.log, force=args.force, run_dir=args.run_dir,
-                                gpu_memory=args.gpu_memory, overwrite=args.overwrite, resume=args.resume)
+                                gpu_memory=args.gpu_memory, overwrite=args.overwrite, resume=args.resume,
+                                bars=out.bars)
     from harness.distributed import processes
 
     if not processes().is_main:   # under accelerate launch: rank 0 prints, gates, reports
@@ -376,7 +379,7 @@ def grade(args, out: Output) -> int:
             check_runs_here(suite, cuda=False, train=False)
     results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
                                 predictions=args.predictions, endpoint=args.endpoint,
-                                allow_partial=args.allow_partial, overwrite=args.overwrite)
+                                allow_partial=args.allow_partial, overwrite=args.overwrite, bars=out.bars)
     return _finish(suite, results, run, args, out)
 
 
@@ -483,9 +486,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     console, errors = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     log = (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, markup=False, highlight=False))
     from harness.errors import DoesNotFit, UserError
+    from harness.progress import Progress
 
     try:
-        return COMMANDS[args.command](args, Output(console, errors, log))
+        return COMMANDS[args.command](args, Output(console, errors, log, Progress.for_console(console, args.quiet)))
     except UserError as e:
         label = "does not fit" if isinstance(e, DoesNotFit) else "error"
         errors.print(f"{label}: {_one_line(str(e))}", markup=False, highlight=False, style="red", soft_wrap=True)

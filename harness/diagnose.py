@@ -26,7 +26,7 @@ from harness.grade import metric_options
 from harness.metrics import metric_for
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
-from harness.results import RunDir, read_jsonl, sample_stats
+from harness.results import EpochRecord, ModelRecord, RunDir, TaskRecord, read_jsonl, sample_stats
 from harness.suite import ForgettingSpec, Suite
 
 LOSS = "loss"
@@ -44,7 +44,7 @@ class TokenLoss(Metric):
         return float(stats[:, 0].sum() / tokens) if tokens > 0 else float("nan")
 
 
-def diagnose_model(record: dict, run: RunDir, suite: Suite) -> None:
+def diagnose_model(record: ModelRecord, run: RunDir, suite: Suite) -> None:
     """Fill record["diagnostics"] with the forgetting and inflection sections."""
     items = _ItemStats(run, suite)
     record["diagnostics"] = {
@@ -72,9 +72,9 @@ class _ItemStats:
             self._metrics[(task, name)] = metric_for(name, metric_options(spec, self.suite) if spec else {})
         return self._metrics[(task, name)]
 
-    def stats(self, task_record: dict, name: str) -> Optional[dict[str, np.ndarray]]:
+    def stats(self, task_record: TaskRecord, name: str) -> Optional[dict[str, np.ndarray]]:
         """item id → statistics row, read once per sample file and metric."""
-        rel = task_record.get("samples")
+        rel = task_record["samples"]
         if not rel:
             return None
         if rel not in self._rows:
@@ -85,7 +85,8 @@ class _ItemStats:
             self._stats[(rel, name)] = dict(zip(got[0], got[1])) if got else None
         return self._stats[(rel, name)]
 
-    def paired(self, task: str, name: str, new: dict, old: dict, higher: bool, confidence: float) -> Optional[dict]:
+    def paired(self, task: str, name: str, new: TaskRecord, old: TaskRecord, higher: bool,
+               confidence: float) -> Optional[dict]:
         """One-sided paired bootstrap 'new is worse than old' on the items both graded."""
         a, b = self.stats(new, name), self.stats(old, name)
         if a is None or b is None:
@@ -101,31 +102,35 @@ class _ItemStats:
         return {**res, "n": len(ids)}
 
 
-def _series_keys(record: dict) -> list[tuple[str, str, bool]]:
+def _series_keys(record: ModelRecord) -> list[tuple[str, str, bool]]:
     """(task, metric, higher_is_better) for every scored metric, plus each task's loss."""
     keys: list[tuple[str, str, bool]] = []
     seen = set()
     for e in record["epochs"]:
         for task, rec in e["tasks"].items():
-            for name, m in rec.get("metrics", {}).items():
-                if m.get("score") is not None and (task, name) not in seen:
+            for name, m in rec["metrics"].items():
+                if m["score"] is not None and (task, name) not in seen:
                     seen.add((task, name))
-                    keys.append((task, name, bool(m.get("higher_is_better", True))))
-            if rec.get("loss") is not None and (task, LOSS) not in seen:
+                    keys.append((task, name, m["higher_is_better"] is not False))
+            if rec["loss"] is not None and (task, LOSS) not in seen:
                 seen.add((task, LOSS))
                 keys.append((task, LOSS, False))
     return keys
 
 
-def _value(epoch_record: dict, task: str, name: str) -> Optional[float]:
+def _value(epoch_record: EpochRecord, task: str, name: str) -> Optional[float]:
     rec = epoch_record["tasks"].get(task)
-    if not rec:
+    if rec is None:
         return None
-    v = rec.get(LOSS) if name == LOSS else (rec.get("metrics", {}).get(name) or {}).get("score")
+    if name == LOSS:
+        v = rec["loss"]
+    else:
+        v = rec["metrics"][name]["score"] if name in rec["metrics"] else None
     return v if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
 def _fmt_p(p: Optional[float], samples: int) -> str:
+    """p as text; the smallest p a bootstrap of n resamples gives, 1/(n+1), reads 'p<1/n'."""
     if p is None:
         return "p n/a"
     # the smallest p a bootstrap of n resamples can give is 1/(n+1) (never 0): below 1/n
@@ -133,7 +138,7 @@ def _fmt_p(p: Optional[float], samples: int) -> str:
 
 
 # --------------------------------------------------------------------------- forgetting
-def forgetting(record: dict, items: _ItemStats, suite: Suite) -> dict:
+def forgetting(record: ModelRecord, items: _ItemStats, suite: Suite) -> dict:
     spec = suite.diagnostics.forgetting
     epochs = record["epochs"]
     section: dict = {"threshold": spec.threshold, "thresholds": dict(spec.thresholds),
@@ -145,7 +150,7 @@ def forgetting(record: dict, items: _ItemStats, suite: Suite) -> dict:
     if base is None or not graded:
         section["verdict"] = {"status": "skipped", "summary": "needs epoch 0 and at least one trained epoch"}
         return section
-    best_epoch = (record.get("best") or {}).get("epoch")
+    best_epoch = record["best"]["epoch"] if record["best"] else None
     worst: list[tuple[bool, float, str]] = []
     for task, name, higher in _series_keys(record):
         row = _forgetting_row(task, name, higher, base, graded, items, spec)
@@ -241,12 +246,12 @@ def _argbest(epochs: list[int], values: list[Optional[float]], higher: bool) -> 
     return best[0] if best else None
 
 
-def inflection(record: dict, items: _ItemStats, suite: Suite) -> dict:
+def inflection(record: ModelRecord, items: _ItemStats, suite: Suite) -> dict:
     window = suite.diagnostics.smoothing
     confidence = suite.diagnostics.forgetting.confidence
     epochs = record["epochs"]
     by_epoch = {e["epoch"]: e for e in epochs}
-    train_loss = {e["epoch"]: e.get("train_loss") for e in epochs if isinstance(e.get("train_loss"), (int, float))}
+    train_loss = {e["epoch"]: e["train_loss"] for e in epochs if isinstance(e["train_loss"], (int, float))}
     section: dict = {
         "smoothing": {"method": "centred moving average over epochs", "window": window},
         "train_loss": {"epochs": sorted(train_loss), "values": [train_loss[k] for k in sorted(train_loss)]},

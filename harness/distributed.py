@@ -88,8 +88,10 @@ class ShardedBackend:
             out[r::self.procs.world] = part
         return out
 
-    def generate(self, examples, gen):
-        mine = self.inner.generate(list(examples)[self.procs.rank::self.procs.world], gen)
+    def generate(self, examples, gen, on_items=None):
+        # progress (rank 0 only): each of this rank's answers stands for one on every rank
+        count = (lambda n: on_items(n * self.procs.world)) if on_items else None
+        mine = self.inner.generate(list(examples)[self.procs.rank::self.procs.world], gen, count)
         return self._gather(mine, len(examples))
 
     def reference_nll(self, examples, batch_size):

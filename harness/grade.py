@@ -18,11 +18,13 @@ from harness.data import DataError, Example, load_rows
 from harness.errors import UserError
 from harness.metric_options import MetricOptions, metric_options_from
 from harness.metrics import build_metrics
-from harness.metrics.base import GradedItem, Metric
+from harness.metrics.base import GradedItem, Metric, signed
 from harness.metrics.bootstrap import bootstrap_ci
 from harness.metrics.language import TaskLanguage, options_for_language, task_language
 from harness.out_of_memory import call_halving_batch
-from harness.results import RunDir, write_jsonl
+from harness.progress import OFF, Progress, ProgressBar
+from harness.results import (EpochRecord, MetricRecord, RunDir, TaskRecord, epoch_record, metric_record,
+                             task_record, write_jsonl)
 from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec, read_json_schema
 
 
@@ -98,23 +100,20 @@ def data_hash(examples: Sequence[Example]) -> str:
 
 
 def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: BootstrapSpec
-                ) -> tuple[dict, list[dict]]:
+                ) -> tuple[dict[str, MetricRecord], list[dict]]:
     """Corpus scores with CIs, and per-item scores/stats/details for the sample file."""
-    summary: dict[str, dict] = {}
+    summary: dict[str, MetricRecord] = {}
     per_item: list[dict] = [{"scores": {}, "stats": {}, "details": {}} for _ in items]
     for metric in metrics:
         if metric.needs == "likelihood" and any(it.n_tokens is None for it in items):
-            summary[metric.name] = {"score": None, "skipped": "needs the model's likelihood (not available)"}
+            summary[metric.name] = metric_record(None, skipped="needs the model's likelihood (not available)")
             continue
         if metric.needs == "output" and any(it.output is None for it in items):
-            summary[metric.name] = {"score": None, "skipped": "needs generated outputs"}
+            summary[metric.name] = metric_record(None, skipped="needs generated outputs")
             continue
         stats = metric.stats(items)
         ci = bootstrap_ci(metric, stats, boot.samples, boot.seed)
-        summary[metric.name] = {
-            "score": metric.score(stats), "ci": list(ci) if ci else None,
-            "signature": metric.signature(), "higher_is_better": metric.higher_is_better,
-        }
+        summary[metric.name] = metric_record(metric.score(stats), ci, signed(metric), metric.higher_is_better)
         for row, st, det in zip(per_item, stats, metric.details(items)):
             row["stats"][metric.name] = st.tolist()
             row["scores"][metric.name] = metric.sample_score(st)
@@ -131,8 +130,12 @@ def with_grading_batch(tasks: list[LoadedTask], batch: int) -> list[LoadedTask]:
 
 
 def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec,
-               predictions: Optional[dict[str, dict]] = None) -> tuple[dict, list[dict]]:
-    """Grade one task. With `predictions` (id → {output, ...}) no model is used."""
+               predictions: Optional[dict[str, dict]] = None,
+               bar: Optional[ProgressBar] = None) -> tuple[TaskRecord, list[dict]]:
+    """Grade one task. With `predictions` (id → {output, ...}) no model is used.
+
+    `bar` counts the items answered (from zero again when a batch ran out of memory).
+    """
     examples = task.examples
     gen = task.spec.generation
     if gen.batch_size == "auto":   # not chosen by the pipeline (a direct call): the CPU bound
@@ -146,10 +149,14 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
                 for ex in examples]
     else:
         requested, halvings = gen.batch_size, 0
+        def answer(batch_size: int) -> list[Generation]:
+            if bar is not None:
+                bar.update(0)
+            return backend.generate(examples, gen.model_copy(update={"batch_size": batch_size}),
+                                    on_items=bar.advance if bar is not None else None)
+
         if task.needs_generation:
-            gens, used, halvings = call_halving_batch(
-                lambda b: backend.generate(examples, gen.model_copy(update={"batch_size": b})),
-                gen.batch_size, f"grading task {task.spec.name}")
+            gens, used, halvings = call_halving_batch(answer, gen.batch_size, f"grading task {task.spec.name}")
             gen = gen.model_copy(update={"batch_size": used})   # likelihood starts from what fitted
         if task.needs_likelihood:
             got, used, more = call_halving_batch(lambda b: backend.reference_nll(examples, b), gen.batch_size,
@@ -168,16 +175,10 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
     metrics, per_item = score_items(task.metrics, items, boot)
     total_nll = sum(n[0] for n in nll if n[0] is not None)
     total_tok = sum(n[1] for n in nll if n[1] is not None)
-    record = {
-        "n": len(items),
-        "language": task.language.as_record(),
-        "loss": (total_nll / total_tok) if total_tok else None,
-        "metrics": metrics,
-        "seconds": round(seconds, 3),
-        "data_hash": data_hash(examples),
-        "batch_size": gen.batch_size if predictions is None else None,   # the batch graded with
-        **(task.provenance or {}),
-    }
+    record = task_record(len(items), metrics, (total_nll / total_tok) if total_tok else None, round(seconds, 3),
+                         language=task.language.as_record(), data_hash=data_hash(examples),
+                         batch_size=gen.batch_size if predictions is None else None,   # the batch graded with
+                         **(task.provenance or {}))
     if batch is not None:
         record["batch"] = batch
     rows = [
@@ -191,16 +192,22 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
 def grade_epoch(backend: Optional[Backend], tasks: list[LoadedTask], boot: BootstrapSpec, run: RunDir,
                 model_name: str, epoch: int, step: int = 0,
                 predictions: Optional[dict[str, dict[str, dict]]] = None,
-                progress: Optional[Callable[[str], None]] = None) -> dict:
-    """Grade every task at one epoch; write samples; return the epoch record for results.json."""
-    record = {"epoch": epoch, "step": step, "checkpoint": None, "train_loss": None, "tasks": {}}
+                progress: Optional[Callable[[str], None]] = None, bars: Progress = OFF) -> EpochRecord:
+    """Grade every task at one epoch; write samples; return the epoch record for results.json.
+
+    `progress` gets a line per task; `bars` shows the items of each task as they are answered.
+    """
+    record = epoch_record(epoch, step)
     for task in tasks:
         if progress:
             progress(f"grading {model_name} epoch {epoch}: {task.spec.name}")
         preds = predictions.get(task.spec.name) if predictions is not None else None
-        task_record, rows = grade_task(backend, task, boot, preds)
+        with bars.bar(f"grading {model_name} epoch {epoch}: {task.spec.name}", len(task.examples),
+                      "items") as bar:
+            rec, rows = grade_task(backend, task, boot, preds, bar)
+            bar.update(len(task.examples))
         path = run.samples_path(model_name, epoch, task.spec.name)
         write_jsonl(path, rows)
-        task_record["samples"] = run.rel(path)
-        record["tasks"][task.spec.name] = task_record
+        rec["samples"] = run.rel(path)
+        record["tasks"][task.spec.name] = rec
     return record

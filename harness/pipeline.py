@@ -22,7 +22,9 @@ from harness.errors import DoesNotFit, UserError
 from harness.grade import LoadedTask, grade_epoch, load_tasks, with_grading_batch
 from harness.out_of_memory import GradingOutOfMemory, TrainingOutOfMemory, is_out_of_memory, training_remedy
 from harness.predictions import load_predictions
-from harness.results import RunDir, new_results, process_record, run_state, write_atomic, write_json
+from harness.progress import OFF, Progress
+from harness.results import (RunDir, model_record, new_results, process_record, run_state, write_atomic,
+                             write_json)
 from harness.suite import AUTO_GRADING_BATCH_BOUND, ModelSpec, Suite, dump_suite
 
 Log = Callable[[str], None]
@@ -216,9 +218,10 @@ def default_best_metric(suite: Suite, tasks: list[LoadedTask]) -> str:
 # --------------------------------------------------------------------------- train
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
                     gpu_memory: Optional[str] = None, overwrite: bool = False,
-                    resume: Optional[str] = None) -> tuple[dict, RunDir]:
+                    resume: Optional[str] = None, bars: Progress = OFF) -> tuple[dict, RunDir]:
     """Train every model of the suite, grading each epoch. `resume`: an interrupted run directory
-    to continue (harness/resume.py); its finished models are kept as they are."""
+    to continue (harness/resume.py); its finished models are kept as they are. `bars`: progress
+    of the training steps and graded items (harness/progress.py)."""
     from harness import memory
     from harness import resume as resuming
     from harness.backends.transformers_backend import parameter_summary
@@ -235,6 +238,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
     run, results, save = _start_on_main(suite, run_dir, procs, overwrite, resume, force)
     if not procs.is_main:
         log = lambda msg: None  # noqa: E731
+        bars = OFF
+    bars.quiet_library_bars()
     if resume:
         log(f"resuming run directory: {run.root}")
     else:
@@ -268,10 +273,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             else:
                 if record is not None:        # started, but nothing graded: start it again
                     results["models"].remove(record)
-                record = {"name": spec.name, "path": spec.path, "adapter": spec.adapter,
-                          "method": suite.train.method, "parameters": parameter_summary(model),
-                          "train": None, "epochs": [], "best": None, "early_stopped": False,
-                          "resume_state": None, "audit": None, "memory": None, "diagnostics": None}
+                record = model_record(spec.name, spec.path, spec.adapter, suite.train.method,
+                                      parameter_summary(model), resume_state=None)
                 results["models"].append(record)
                 record["audit"] = _run_audits(suite, tasks, train_rows, tokenizer, tokenized)
                 save()
@@ -283,7 +286,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
 
             try:
                 _train_one(suite, spec, model, tokenizer, tokenized, with_grading_batch(tasks, grading["batch"]),
-                           run, record, save, log, grading, point, procs, path)
+                           run, record, save, log, grading, point, procs, path, bars)
             except Exception as e:
                 if not is_out_of_memory(e):
                     raise
@@ -330,7 +333,7 @@ def _device() -> str:
 
 def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks: list[LoadedTask],
                run: RunDir, record: dict, save: Callable[[], None], log: Log, grading: dict, point=None,
-               procs=None, path: Optional[str] = None) -> None:
+               procs=None, path: Optional[str] = None, bars: Progress = OFF) -> None:
     """Grade epoch 0, train with grading at each epoch end; `point`: continue after that saved epoch.
     Several processes: rank 0 grades (or each rank a shard of the items) while the others wait."""
     from harness.backends.transformers_backend import TransformersBackend, load_model_and_tokenizer
@@ -370,7 +373,7 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         device = getattr(by, "device", _device())
         with grading_phase(device, suite.train.precision,
                            measured_epoch(device, epoch) and not vllm) as probe:
-            er = grade_epoch(probe.wrap(by), tasks, suite.bootstrap, run, spec.name, epoch, step)
+            er = grade_epoch(probe.wrap(by), tasks, suite.bootstrap, run, spec.name, epoch, step, bars=bars)
         er["grading_memory"] = probe.record(grading)
         record["epochs"].append(er)
         record["best"] = _best(record, best_key)
@@ -458,7 +461,7 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
 
     result = trl_sft.train(model, tokenizer, tokenized, suite.train, trainer_dir(run, spec.name),
                            on_epoch_end, on_log=on_log, extra_callbacks=(mem_cb,), on_state_saved=on_state_saved,
-                           resume_from=point.path if point else None, record=train)
+                           resume_from=point.path if point else None, record=train, progress=bars)
     record["train"] = result.as_dict()
     record["_measured"] = mem_cb.measured
 
@@ -497,7 +500,7 @@ def audit_suite(suite: Suite, log: Log = print) -> list[dict]:
 def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_dir: Optional[str] = None,
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None, allow_partial: bool = False,
-                 overwrite: bool = False) -> tuple[dict, RunDir]:
+                 overwrite: bool = False, bars: Progress = OFF) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
     from harness.backends import backend_class
 
@@ -511,11 +514,12 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
         except Exception as e:  # e.g. a hub dataset offline: grading does not need it
             log(f"audit: training data not loaded, leakage not checked ({str(e).splitlines()[0][:160]})")
     data_audit = _run_audits(suite, tasks, train_rows)
+    bars.quiet_library_bars()
     run, results, save = _start(suite, run_dir, overwrite)
     log(f"run directory: {run.root}")
     try:
         if preds is not None:
-            record = _grade_record(name=predictions.stem, path=str(predictions), adapter=None, parameters=None)
+            record = model_record(predictions.stem, str(predictions))
             results["models"].append(record)
             record["epochs"].append(grade_epoch(None, tasks, suite.bootstrap, run, record["name"], 0,
                                                 predictions=preds))
@@ -536,9 +540,9 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                 backend = cls.from_spec(spec, path, endpoint=endpoint)
             else:
                 backend = cls.from_spec(spec, path)
-            record = _grade_record(spec.name, spec.path, spec.adapter, getattr(backend, "parameters", None))
+            record = model_record(spec.name, spec.path, spec.adapter, parameters=getattr(backend, "parameters", None))
             results["models"].append(record)
-            er = _grade_checkpoint(suite, spec, path, backend, backend_name, tasks, run, log)
+            er = _grade_checkpoint(suite, spec, path, backend, backend_name, tasks, run, log, bars)
             record["epochs"].append(er)
             record["best"] = _best(record, default_best_metric(suite, tasks))
             save()
@@ -553,24 +557,19 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
 
 
 def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend_name: str,
-                      tasks: list[LoadedTask], run: RunDir, log: Log) -> dict:
+                      tasks: list[LoadedTask], run: RunDir, log: Log, bars: Progress = OFF) -> dict:
     """One model graded as epoch 0: the auto grading batch chosen for it, its grading peak measured
     (transformers backend; a server's memory is not ours to measure)."""
     from harness import memory
 
     if backend_name != "transformers":
         return grade_epoch(backend, with_grading_batch(tasks, AUTO_GRADING_BATCH_BOUND), suite.bootstrap, run,
-                           spec.name, 0, progress=lambda m: log(m))
+                           spec.name, 0, progress=log if bars.mode == "off" else None, bars=bars)
     grading = memory.grading_estimate(suite, spec, path, backend.tokenizer, backend.device)
     log(f"grading batch {grading['batch']} ({grading['why']})")
     with memory.grading_phase(backend.device) as probe:
         er = grade_epoch(probe.wrap(backend), with_grading_batch(tasks, grading["batch"]), suite.bootstrap, run,
-                         spec.name, 0, progress=lambda m: log(m))
+                         spec.name, 0, progress=log if bars.mode == "off" else None, bars=bars)
     er["grading_memory"] = probe.record(grading)
     return er
 
-
-def _grade_record(name: str, path: str, adapter: Optional[str], parameters: Optional[dict]) -> dict:
-    return {"name": name, "path": path, "adapter": adapter, "method": "none", "parameters": parameters,
-            "train": None, "epochs": [], "best": None, "early_stopped": False, "audit": None,
-            "memory": None, "diagnostics": None}

@@ -23,7 +23,7 @@ import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, NotRequired, Optional, TypedDict
 
 import numpy as np
 
@@ -98,6 +98,157 @@ class RunDir:
 
     def rel(self, path: Path) -> str:
         return str(Path(path).relative_to(self.root))
+
+
+# ----------------------------------------------------------------- typed records
+# The records of results.json, as lm-eval's result_schema does it: TypedDicts (plain dicts in
+# the file, typed in the code), each built by one constructor that sets every key. Records read
+# from a file go through the same constructors (`read_model`), so an older or hand-written file
+# with keys missing reads the same as a fresh one and readers index keys instead of chaining
+# `.get`. Keys a constructor does not know (written by newer code) are kept as they are.
+
+class MetricRecord(TypedDict, total=False):
+    score: Optional[float]            # None when the metric was skipped
+    ci: Optional[list[float]]         # bootstrap percentile interval [lo, hi]
+    signature: Optional[str]          # how the score was computed; ends with the harness version
+    higher_is_better: Optional[bool]  # None: a file that does not say (readers ask the metric)
+    skipped: str                      # why there is no score (only when skipped)
+
+
+class TaskRecord(TypedDict):
+    n: int
+    loss: Optional[float]             # mean NLL per reference assistant token
+    metrics: dict[str, MetricRecord]
+    seconds: Optional[float]
+    samples: Optional[str]            # run-relative path of the per-sample JSONL
+    # written by today's grading, absent from older files:
+    language: NotRequired[dict]       # the task's language and where it came from
+    data_hash: NotRequired[str]       # sha256 over the graded items
+    batch_size: NotRequired[Optional[int]]   # the grading batch used (None: a predictions file)
+    batch: NotRequired[dict]          # {requested, used, halvings} after out-of-memory retries
+    # graded from a predictions file (harness/predictions.py):
+    coverage: NotRequired[dict]       # {graded, total}
+    references_overridden: NotRequired[int]
+
+
+class EpochRecord(TypedDict):
+    epoch: int                        # 0 = before training
+    step: int
+    checkpoint: Optional[str]
+    train_loss: Optional[float]
+    tasks: dict[str, TaskRecord]
+    grading_memory: NotRequired[dict]  # measured grading peak per term beside its estimate
+
+
+class BestRecord(TypedDict):
+    metric: str                       # "TASK/METRIC"
+    epoch: int
+    score: float
+    checkpoint: Optional[str]
+
+
+class ModelRecord(TypedDict):
+    name: str
+    path: str
+    adapter: Optional[str]
+    method: str                       # full | lora | qlora | none (grade only)
+    parameters: Optional[dict]
+    train: Optional[dict]
+    epochs: list[EpochRecord]
+    best: Optional[BestRecord]
+    early_stopped: bool
+    audit: Optional[dict]
+    memory: Optional[dict]
+    diagnostics: Optional[dict]
+    # train-and-grade: the Trainer state a killed run resumes from (harness.resume); a file
+    # without the key was written before --resume existed and cannot be resumed
+    resume_state: NotRequired[Optional[dict]]
+
+
+def metric_record(score: Optional[float], ci: Optional[list[float]] = None, signature: Optional[str] = None,
+                  higher_is_better: Optional[bool] = True, skipped: Optional[str] = None,
+                  **extra: Any) -> MetricRecord:
+    """A graded metric, or (skipped given) one that could not be computed: {score: None, skipped}."""
+    if skipped is not None:
+        return MetricRecord(score=None, skipped=skipped, **extra)
+    return MetricRecord(score=score, ci=list(ci) if ci else None, signature=signature,
+                        higher_is_better=None if higher_is_better is None else bool(higher_is_better), **extra)
+
+
+def task_record(n: int, metrics: dict[str, MetricRecord], loss: Optional[float] = None,
+                seconds: Optional[float] = None, samples: Optional[str] = None, **extra: Any) -> TaskRecord:
+    return TaskRecord(n=n, loss=loss, metrics=metrics, seconds=seconds, samples=samples, **extra)
+
+
+def epoch_record(epoch: int, step: int = 0, tasks: Optional[dict[str, TaskRecord]] = None,
+                 checkpoint: Optional[str] = None, train_loss: Optional[float] = None,
+                 **extra: Any) -> EpochRecord:
+    return EpochRecord(epoch=epoch, step=step, checkpoint=checkpoint, train_loss=train_loss,
+                       tasks=tasks if tasks is not None else {}, **extra)
+
+
+def model_record(name: str, path: str, adapter: Optional[str] = None, method: str = "none",
+                 parameters: Optional[dict] = None, train: Optional[dict] = None,
+                 epochs: Optional[list[EpochRecord]] = None, best: Optional[BestRecord] = None,
+                 early_stopped: bool = False, audit: Optional[dict] = None, memory: Optional[dict] = None,
+                 diagnostics: Optional[dict] = None, **extra: Any) -> ModelRecord:
+    return ModelRecord(name=name, path=path, adapter=adapter, method=method, parameters=parameters,
+                       train=train, epochs=epochs if epochs is not None else [], best=best,
+                       early_stopped=bool(early_stopped), audit=audit, memory=memory,
+                       diagnostics=diagnostics, **extra)
+
+
+def _record(raw: Any) -> dict:
+    return raw if isinstance(raw, dict) else {}
+
+
+def _section(raw: Any) -> Optional[dict]:
+    return raw if isinstance(raw, dict) else None
+
+
+def read_metric(raw: Any) -> MetricRecord:
+    r = dict(_record(raw))
+    if r.get("skipped") is not None or "score" not in r:
+        return metric_record(None, skipped=str(r.pop("skipped", None) or "not scored"),
+                             **{k: v for k, v in r.items() if k != "score"})
+    score = r.pop("score")
+    ci = r.pop("ci", None)
+    return metric_record(score if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
+                         ci if isinstance(ci, list) and len(ci) == 2 else None,
+                         r.pop("signature", None), _bool_or_none(r.pop("higher_is_better", None)), **r)
+
+
+def _bool_or_none(x: Any) -> Optional[bool]:
+    return x if isinstance(x, bool) else None
+
+
+def read_task(raw: Any) -> TaskRecord:
+    r = dict(_record(raw))
+    metrics = {str(k): read_metric(v) for k, v in _record(r.pop("metrics", None)).items()}
+    n = r.pop("n", 0)
+    return task_record(n if isinstance(n, int) else 0, metrics, r.pop("loss", None), r.pop("seconds", None),
+                       r.pop("samples", None), **r)
+
+
+def read_epoch(raw: Any, position: int = 0) -> EpochRecord:
+    r = dict(_record(raw))
+    tasks = {str(k): read_task(v) for k, v in _record(r.pop("tasks", None)).items()}
+    epoch, step = r.pop("epoch", position), r.pop("step", 0)
+    return epoch_record(epoch if isinstance(epoch, int) else position, step if isinstance(step, int) else 0,
+                        tasks, r.pop("checkpoint", None), r.pop("train_loss", None), **r)
+
+
+def read_model(raw: Any) -> ModelRecord:
+    """A model record from a file, with every key of `model_record` present."""
+    r = dict(_record(raw))
+    epochs = r.pop("epochs", None)
+    epochs = [read_epoch(e, i) for i, e in enumerate(epochs) if isinstance(e, dict)] if isinstance(epochs, list) else []
+    best = _section(r.pop("best", None))
+    best = best if best and {"metric", "epoch", "score"} <= set(best) else None
+    sections = {k: _section(r.pop(k, None)) for k in ("parameters", "train", "audit", "memory", "diagnostics")}
+    return model_record(str(r.pop("name", "model")), str(r.pop("path", "") or ""), r.pop("adapter", None),
+                        str(r.pop("method", None) or "none"), epochs=epochs, best=best,
+                        early_stopped=bool(r.pop("early_stopped", False)), **sections, **r)
 
 
 def new_results(suite_name: str, suite: dict, environment: dict) -> dict:
@@ -200,6 +351,7 @@ def load_results(path: str | Path) -> tuple[dict, RunDir]:
                     and all(isinstance(t, dict) for t in e.get("tasks", {}).values())):
                 raise ResultsError(f"{p}: model {m['name']!r}: an epoch record is not {{epoch, tasks}}: "
                                    f"the file is damaged")
+    results["models"] = [read_model(m) for m in results.get("models", [])]   # every key there, typed
     return results, RunDir(p.parent)
 
 

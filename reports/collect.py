@@ -4,9 +4,11 @@ A report is about *series*: one model of one run. A run directory may hold sever
 (base vs instruct), and `harness report A B` compares several runs, so a single-run report
 and a comparison page are the same thing with one or more series.
 
-Every diagnostic section is optional (grade-only runs have no `train`, `audit` or `memory`;
-other sections may be written by newer code): readers here use `.get` throughout and
-return None for "not run", never raise on a missing key.
+The model, epoch, task and metric records are typed (`harness.results`): `load_results`
+passes every record through its constructor, so each key is there and is read directly.
+The diagnostic sections inside a model record are optional (grade-only runs have no
+`train`, `audit` or `memory`; other sections may be written by newer code): their readers
+here return None for "not run" and never raise on a missing or malformed key.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.results import RunDir, load_results
+from harness.results import EpochRecord, MetricRecord, ModelRecord, RunDir, load_results
 
 NOT_RUN = {"status": "none", "summary": "not run"}
 
@@ -28,11 +30,11 @@ class Series:
     label: str        # legend / column name: model name, or run name (+ model) when comparing
     run: RunDir
     results: dict
-    model: dict
+    model: ModelRecord
 
     @property
-    def epochs(self) -> list[dict]:
-        return [e for e in self.model.get("epochs") or [] if isinstance(e, dict)]
+    def epochs(self) -> list[EpochRecord]:
+        return self.model["epochs"]
 
 
 def load_series(run_dirs: list[Path]) -> list[Series]:
@@ -41,9 +43,9 @@ def load_series(run_dirs: list[Path]) -> list[Series]:
                         [str(r.root.resolve()) for _, r in runs])
     series = []
     for (results, run), run_name in zip(runs, run_names):
-        models = [m for m in results.get("models") or [] if isinstance(m, dict)]
+        models = results["models"]
         for model in models:
-            name = str(model.get("name", "model"))
+            name = model["name"]
             if len(runs) == 1:
                 label = name
             else:
@@ -74,8 +76,15 @@ def num(x: Any) -> Optional[float]:
     return float(x) if math.isfinite(x) else None
 
 
-def metric_record(epoch: dict, task: str, metric: str) -> dict:
-    return ((((epoch.get("tasks") or {}).get(task) or {}).get("metrics") or {}).get(metric)) or {}
+def graded_metric(epoch: EpochRecord, task: str, metric: str) -> Optional[MetricRecord]:
+    """The metric's record at one epoch when it was scored there, else None."""
+    rec = epoch["tasks"][task]["metrics"].get(metric) if task in epoch["tasks"] else None
+    return rec if rec is not None and num(rec["score"]) is not None else None
+
+
+def score_at(epoch: EpochRecord, task: str, metric: str) -> Optional[float]:
+    rec = graded_metric(epoch, task, metric)
+    return None if rec is None else num(rec["score"])
 
 
 def metric_keys(series: list[Series]) -> list[tuple[str, str]]:
@@ -83,9 +92,9 @@ def metric_keys(series: list[Series]) -> list[tuple[str, str]]:
     keys: list[tuple[str, str]] = []
     for s in series:
         for e in s.epochs:
-            for task, rec in (e.get("tasks") or {}).items():
-                for metric, v in ((rec or {}).get("metrics") or {}).items():
-                    if num((v or {}).get("score")) is not None and (task, metric) not in keys:
+            for task, rec in e["tasks"].items():
+                for metric in rec["metrics"]:
+                    if score_at(e, task, metric) is not None and (task, metric) not in keys:
                         keys.append((task, metric))
     return keys
 
@@ -94,7 +103,7 @@ def task_names(series: list[Series]) -> list[str]:
     names: list[str] = []
     for s in series:
         for e in s.epochs:
-            for t in e.get("tasks") or {}:
+            for t in e["tasks"]:
                 if t not in names:
                     names.append(t)
     return names
@@ -103,9 +112,9 @@ def task_names(series: list[Series]) -> list[str]:
 def higher_is_better(series: list[Series], task: str, metric: str) -> bool:
     for s in series:
         for e in s.epochs:
-            v = metric_record(e, task, metric).get("higher_is_better")
-            if isinstance(v, bool):
-                return v
+            rec = graded_metric(e, task, metric)
+            if rec is not None and rec["higher_is_better"] is not None:
+                return rec["higher_is_better"]
     return metric not in ("perplexity", "ter", "loss")
 
 
@@ -125,12 +134,12 @@ class Curve:
 def metric_curve(s: Series, task: str, metric: str, higher: bool) -> Optional[Curve]:
     epochs, scores, lo, hi = [], [], [], []
     for e in s.epochs:
-        rec = metric_record(e, task, metric)
-        if not rec:
+        if metric not in (e["tasks"][task]["metrics"] if task in e["tasks"] else {}):
             continue
-        ci = rec.get("ci") if isinstance(rec.get("ci"), list) and len(rec["ci"]) == 2 else [None, None]
-        epochs.append(int(e.get("epoch", len(epochs))))
-        scores.append(num(rec.get("score")))
+        rec = e["tasks"][task]["metrics"][metric]
+        ci = rec.get("ci") or [None, None]     # a skipped metric has no interval
+        epochs.append(e["epoch"])
+        scores.append(num(rec["score"]))
         lo.append(num(ci[0]))
         hi.append(num(ci[1]))
     if not any(v is not None for v in scores):
@@ -142,8 +151,7 @@ def metric_curve(s: Series, task: str, metric: str, higher: bool) -> Optional[Cu
 def best_and_inflection(s: Series, task: str, metric: str, epochs: list[int],
                         scores: list[Optional[float]], higher: bool) -> tuple[Optional[int], Optional[int]]:
     """From diagnostics.inflection when present; otherwise the best epoch from the scores."""
-    diag = ((((s.model.get("diagnostics") or {}).get("inflection") or {}).get("series") or {})
-            .get(f"{task}/{metric}")) or {}
+    diag = _dict(_dict(_dict(_dict(s.model["diagnostics"]).get("inflection")).get("series")).get(f"{task}/{metric}"))
     best = diag.get("best_epoch") if isinstance(diag.get("best_epoch"), int) else None
     inflection = diag.get("inflection_epoch") if isinstance(diag.get("inflection_epoch"), int) else None
     if best is None:
@@ -164,7 +172,7 @@ class LossCurves:
 
 
 def loss_curves(s: Series) -> LossCurves:
-    train = s.model.get("train") or {}
+    train = s.model["train"] or {}
     steps, losses = [], []
     for row in train.get("log") or []:
         if isinstance(row, dict) and num(row.get("loss")) is not None and num(row.get("step")) is not None:
@@ -172,9 +180,9 @@ def loss_curves(s: Series) -> LossCurves:
             losses.append(float(row["loss"]))
     val: dict[str, tuple[list[float], list[float]]] = {}
     for e in s.epochs:
-        step = num(e.get("step"))
-        for task, rec in (e.get("tasks") or {}).items():
-            loss = num((rec or {}).get("loss"))
+        step = num(e["step"])
+        for task, rec in e["tasks"].items():
+            loss = num(rec["loss"])
             if step is not None and loss is not None:
                 val.setdefault(task, ([], []))
                 val[task][0].append(step)
@@ -195,10 +203,10 @@ class ForgettingMatrix:
 
 
 def forgetting_matrix(s: Series) -> Optional[ForgettingMatrix]:
-    section = (s.model.get("diagnostics") or {}).get("forgetting") or {}
+    section = _dict(_dict(s.model["diagnostics"]).get("forgetting"))
     tasks = section.get("tasks") if isinstance(section.get("tasks"), dict) else None
     keys = [(t, m) for t, m in metric_keys([s])]
-    graded = sorted({int(e.get("epoch", 0)) for e in s.epochs if int(e.get("epoch", 0)) > 0})
+    graded = sorted({e["epoch"] for e in s.epochs if e["epoch"] > 0})
     if not graded:
         return None
     rows, delta, gain, forgotten, computed = [], [], [], [], []
@@ -245,8 +253,8 @@ def _forgetting_cells(tasks: dict, task: str, metric: str) -> Optional[dict[int,
 
 def _score_at(s: Series, task: str, metric: str, epoch: int) -> Optional[float]:
     for e in s.epochs:
-        if int(e.get("epoch", -1)) == epoch:
-            return num(metric_record(e, task, metric).get("score"))
+        if e["epoch"] == epoch:
+            return score_at(e, task, metric)
     return None
 
 
@@ -261,14 +269,14 @@ class MemoryBreakdown:
 
 
 def memory_breakdown(s: Series) -> Optional[MemoryBreakdown]:
-    mem = s.model.get("memory")
-    if not isinstance(mem, dict):
+    mem = s.model["memory"]
+    if mem is None:
         return None
     estimate = _bytes_dict(mem.get("estimate"))
     measured = _bytes_dict(mem.get("measured"))
     folk = num(mem.get("folk_rule_bytes"))
     computed = False
-    total = num((s.model.get("parameters") or {}).get("total"))
+    total = num(s.model["parameters"]["total"]) if s.model["parameters"] else None
     if folk is None and total is not None:
         folk, computed = 17.5 * total, True
     if not estimate and not measured and folk is None:
@@ -296,7 +304,7 @@ def grading_memory(s: Series) -> list[GradingMemory]:
         if not isinstance(g, dict):
             continue
         measured, estimate = g.get("measured") or {}, g.get("estimate") or {}
-        out.append(GradingMemory(e.get("epoch"), g.get("batch_size"), bool(g.get("batch_size_auto")),
+        out.append(GradingMemory(e["epoch"], g.get("batch_size"), bool(g.get("batch_size_auto")),
                                  str(g.get("device") or "?"),
                                  {k: num(measured.get(k)) for k in ("generation", "scoring")},
                                  {k: num(estimate.get(k)) for k in ("generation", "scoring")}))
@@ -320,15 +328,15 @@ def verdict(section: Any) -> dict:
 
 
 def verdicts(s: Series) -> list[dict]:
-    diag = s.model.get("diagnostics") or {}
+    diag = s.model["diagnostics"] or {}
     out = [
         {"name": "forgetting", **verdict(diag.get("forgetting"))},
         {"name": "inflection", **verdict(diag.get("inflection"))},
-        {"name": "audits", **verdict(s.model.get("audit"))},
+        {"name": "audits", **verdict(s.model["audit"])},
         {"name": "gates", **verdict(s.results.get("gates"))},
-        {"name": "memory fit", **verdict(s.model.get("memory"))},
+        {"name": "memory fit", **verdict(s.model["memory"])},
     ]
-    for name, section in diag.items() if isinstance(diag, dict) else ():
+    for name, section in diag.items():
         if name not in ("forgetting", "inflection") and isinstance(section, dict) and "verdict" in section:
             out.append({"name": str(name), **verdict(section)})
     provenance = predictions_provenance(s)
@@ -342,12 +350,10 @@ def predictions_provenance(s: Series) -> str:
     brought itself, items it left out (graded with --allow-partial). See docs/results.md."""
     notes = []
     for e in s.epochs:
-        for task, rec in (e.get("tasks") or {}).items():
-            if not isinstance(rec, dict):
-                continue
+        for task, rec in e["tasks"].items():
             overridden = rec.get("references_overridden") or 0
             if overridden:
-                notes.append(f"{task}: {overridden} of {rec.get('n', '?')} references from the predictions file")
+                notes.append(f"{task}: {overridden} of {rec['n']} references from the predictions file")
             cov = rec.get("coverage") if isinstance(rec.get("coverage"), dict) else {}
             if cov and num(cov.get("graded")) is not None and cov.get("graded", 0) < cov.get("total", 0):
                 notes.append(f"{task}: predictions for {cov['graded']} of {cov['total']} items only")
@@ -372,20 +378,16 @@ def header(s: Series) -> dict:
     """The facts of the summary header for one series."""
     suite = s.results.get("suite") or {}
     train_cfg = suite.get("train") or {}
-    params = s.model.get("parameters") or {}
-    graded = [int(e.get("epoch", 0)) for e in s.epochs]
-    best = s.model.get("best") if isinstance(s.model.get("best"), dict) else None
+    params = s.model["parameters"] or {}
+    graded = [e["epoch"] for e in s.epochs]
     data = [describe_source(d) for d in (train_cfg.get("data") or [])] if isinstance(train_cfg, dict) else []
-    tasks = []
-    last = s.epochs[-1] if s.epochs else {}
-    for name, rec in (last.get("tasks") or {}).items():
-        tasks.append(f"{name} (n={rec.get('n', '?')})" if isinstance(rec, dict) else str(name))
+    tasks = [f"{name} (n={rec['n']})" for name, rec in s.epochs[-1]["tasks"].items()] if s.epochs else []
     return {
         "label": s.label,
-        "name": str(s.model.get("name", "")),
-        "path": str(s.model.get("path") or ""),
-        "adapter": s.model.get("adapter"),
-        "method": str(s.model.get("method") or "?"),
+        "name": s.model["name"],
+        "path": s.model["path"],
+        "adapter": s.model["adapter"],
+        "method": s.model["method"],
         "run": str(s.run.root),
         "status": str(s.results.get("status") or "?"),
         "suite_name": str(s.results.get("suite_name") or suite.get("name") or ""),
@@ -396,8 +398,8 @@ def header(s: Series) -> dict:
         "tasks": tasks,
         "epochs_graded": max(graded) if graded else None,
         "epochs_planned": train_cfg.get("epochs") if isinstance(train_cfg, dict) else None,
-        "early_stopped": bool(s.model.get("early_stopped")),
-        "best": best,
+        "early_stopped": s.model["early_stopped"],
+        "best": s.model["best"],
         "verdicts": verdicts(s),
     }
 
@@ -410,7 +412,7 @@ def score_table(series: list[Series]) -> list[dict]:
         higher = higher_is_better(series, task, metric)
         cells = []
         for s in series:
-            pts = [(int(e.get("epoch", 0)), num(metric_record(e, task, metric).get("score"))) for e in s.epochs]
+            pts = [(e["epoch"], score_at(e, task, metric)) for e in s.epochs]
             pts = [(e, v) for e, v in pts if v is not None]
             if not pts:
                 cells.append(None)
@@ -436,8 +438,8 @@ def metric_tokenizer(series: list[Series], task: str, metric: str) -> Optional[s
     found: list[str] = []
     for s in series:
         for e in s.epochs:
-            parts = dict(p.split(":", 1) for p in str(metric_record(e, task, metric).get("signature") or "")
-                         .split("|") if ":" in p)
+            rec = graded_metric(e, task, metric)
+            parts = dict(p.split(":", 1) for p in str((rec or {}).get("signature") or "").split("|") if ":" in p)
             tok = parts.get("tok") or parts.get("tokenizer")
             if tok and parts.get("asian") == "yes":
                 tok += "+asian"
@@ -451,9 +453,9 @@ def signatures(series: list[Series]) -> list[dict]:
     seen, rows = set(), []
     for s in series:
         for e in s.epochs:
-            for task, rec in (e.get("tasks") or {}).items():
-                for metric, v in ((rec or {}).get("metrics") or {}).items():
-                    sig = (v or {}).get("signature")
+            for task, rec in e["tasks"].items():
+                for metric, v in rec["metrics"].items():
+                    sig = v.get("signature")        # a skipped metric has none
                     if sig and (task, metric, sig) not in seen:
                         seen.add((task, metric, sig))
                         rows.append({"task": task, "metric": metric, "signature": str(sig)})
@@ -505,12 +507,12 @@ def _dict(x: Any) -> dict:
 
 def diagnostics_evidence(s: Series) -> dict:
     """Tables behind each verdict: forgetting cells, inflection series, audit checks."""
-    diag = _dict(s.model.get("diagnostics"))
+    diag = _dict(s.model["diagnostics"])
     f, inf = _dict(diag.get("forgetting")), _dict(diag.get("inflection"))
     return {"forgetting": _forgetting_rows(f), "forgetting_test": str(f.get("test") or ""),
             "confidence": num(f.get("confidence")), "inflection": _inflection_rows(inf),
             "disagreements": [d for d in inf.get("disagreements") or [] if isinstance(d, dict)],
-            "smoothing": _dict(inf.get("smoothing")).get("window"), "audit": _audit_rows(_dict(s.model.get("audit")))}
+            "smoothing": _dict(inf.get("smoothing")).get("window"), "audit": _audit_rows(_dict(s.model["audit"]))}
 
 
 def _forgetting_rows(f: dict) -> list[dict]:

@@ -15,7 +15,7 @@ def training_data(series: list[Series]) -> list[dict]:
     out = []
     for s in series:
         recipes = [_recipe(r) for r in s.results.get("data") or [] if isinstance(r, dict)]
-        lengths = ((s.model.get("audit") or {}).get("data") or {}).get("lengths")
+        lengths = ((s.model["audit"] or {}).get("data") or {}).get("lengths")
         hist = _histogram(lengths) if isinstance(lengths, dict) else None
         if recipes or hist:
             out.append({"label": s.label, "recipes": recipes, "lengths": hist})

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.results import read_jsonl
+from harness.results import TaskRecord, read_jsonl
 from reports.collect import Series, higher_is_better, num
 
 MAX_SAMPLES = 1000     # per model, task (and epoch): the first N rows by id order
@@ -32,7 +32,7 @@ def sample_sets(series: list[Series], max_samples: int = MAX_SAMPLES, max_chars:
     for s in series:
         tasks: list[str] = []
         for e in s.epochs:
-            tasks += [t for t in (e.get("tasks") or {}) if t not in tasks]
+            tasks += [t for t in e["tasks"] if t not in tasks]
         for task in tasks:
             got = _task_set(s, task, max_samples, max_chars)
             if got:
@@ -43,12 +43,11 @@ def sample_sets(series: list[Series], max_samples: int = MAX_SAMPLES, max_chars:
 def _task_set(s: Series, task: str, max_samples: int, max_chars: int) -> Optional[dict]:
     per_epoch: list[tuple[int, str, dict[str, dict]]] = []
     for e in s.epochs:
-        rec = (e.get("tasks") or {}).get(task)
-        path = _samples_file(s, rec)
+        path = _samples_file(s, e["tasks"].get(task))
         if path is None:
             continue
         rows = read_jsonl(path)
-        per_epoch.append((int(e.get("epoch", 0)), str(path.relative_to(s.run.root.resolve())),
+        per_epoch.append((e["epoch"], str(path.relative_to(s.run.root.resolve())),
                           {str(r.get("id")): r for r in rows if isinstance(r, dict)}))
     if not per_epoch:
         return None
@@ -94,9 +93,9 @@ def _task_set(s: Series, task: str, max_samples: int, max_chars: int) -> Optiona
     }
 
 
-def _samples_file(s: Series, task_record: Any) -> Optional[Path]:
+def _samples_file(s: Series, task_record: Optional[TaskRecord]) -> Optional[Path]:
     """The task's sample file, only if it lies inside the run directory."""
-    rel = (task_record or {}).get("samples") if isinstance(task_record, dict) else None
+    rel = task_record["samples"] if task_record is not None else None
     if not isinstance(rel, str) or not rel:
         return None
     root = s.run.root.resolve()

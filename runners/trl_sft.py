@@ -22,6 +22,7 @@ import torch
 from harness.chat import TokenizedExample, tokenize_conversation
 from harness.data import Example
 from harness.errors import UserError
+from harness.progress import OFF, Progress
 from harness.suite import ModelSpec, TrainSpec
 
 OPTIMIZERS = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "sgd": "sgd", "adafactor": "adafactor"}
@@ -210,10 +211,12 @@ class TrainRecord:
 def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: TrainSpec, work_dir: Path,
           on_epoch_end: EpochHook, on_log: Optional[Callable[[dict], None]] = None,
           extra_callbacks: tuple = (), on_state_saved: Optional[StateHook] = None,
-          resume_from: Optional[Path] = None, record: Optional[TrainRecord] = None) -> TrainRecord:
+          resume_from: Optional[Path] = None, record: Optional[TrainRecord] = None,
+          progress: Progress = OFF) -> TrainRecord:
     """Train, grading at each epoch end (on_epoch_end) and then saving the Trainer's checkpoint
     in work_dir (on_state_saved). With resume_from (such a checkpoint), training continues after
     it with the optimizer, scheduler and RNG state it holds; `record` then carries the log so far.
+    `progress` shows one bar per epoch (step, loss, steps/s, ETA).
     """
     from transformers import TrainerCallback
     from trl import SFTTrainer
@@ -245,10 +248,43 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
                 on_state_saved(round(state.epoch), state.global_step,
                                Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
+    class EpochProgress(TrainerCallback):
+        """One bar per epoch, closed before the epoch is graded (it runs before EpochGrading).
+
+        A step that logs is shown from on_log, which the trainer calls after on_step_end, so
+        the bar's loss is that step's, not the previous log's.
+        """
+
+        bar = closing = None
+        first_step = 0
+
+        def on_epoch_begin(self, args, state, control, **kw):
+            self.first_step = state.global_step
+            self.closing = progress.bar(f"epoch {int(round(state.epoch or 0)) + 1}/{train_spec.epochs}",
+                                        record.steps_per_epoch)
+            self.bar = self.closing.__enter__()
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.bar is not None and not control.should_log:
+                self.bar.update(state.global_step - self.first_step)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if self.bar is not None and logs and "loss" in logs:
+                self.bar.update(state.global_step - self.first_step, logs["loss"])
+
+        def on_epoch_end(self, args, state, control, **kw):
+            if self.closing is not None:
+                self.bar.update(state.global_step - self.first_step)
+                self.closing.__exit__(None, None, None)
+                self.bar = self.closing = None
+
+        on_train_end = on_epoch_end
+
+    bars = EpochProgress()
     trainer = SFTTrainer(
         model=model, args=sft_config(train_spec, work_dir), train_dataset=to_dataset(tokenized),
         processing_class=tokenizer, data_collator=collator(tokenizer, train_spec),
-        callbacks=[EpochGrading(), *extra_callbacks],
+        callbacks=[bars, EpochGrading(), *extra_callbacks],   # the bar closes before grading
     )
     # under several processes each rank takes batch_size rows a step: the epoch has fewer steps
     record.steps_per_epoch = math.ceil(math.ceil(len(tokenized) / (train_spec.batch_size * trainer.args.world_size))
@@ -256,6 +292,10 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # the harness prints its own progress lines
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    finally:   # a step that raised (out of memory, interrupted) leaves no live bar behind
+        if bars.closing is not None:
+            bars.closing.__exit__(None, None, None)
     record.seconds = seconds_before + time.perf_counter() - t0
     return record

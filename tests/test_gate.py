@@ -275,6 +275,25 @@ def test_signature_mismatch_with_baseline_is_bad_input(tmp_path):
     assert code == 2 and "signatures differ" in out and "tok:char" in out
 
 
+@pytest.mark.parametrize("old_version, said", [("|harness:0.0.9", "0.0.9"), ("", "before 0.1.0")])
+def test_a_baseline_from_another_harness_version_is_compared_with_a_note(tmp_path, old_version, said):
+    """The signature's harness part says who computed a score, not how: only that part differs."""
+    from harness import __version__
+
+    gates = [{"task": "en-fr", "metric": "bleu", "max_drop_from_baseline": 1}]
+    base, new = training_run(tmp_path / "base"), training_run(tmp_path / "new", gates=gates)
+    path = base / "results.json"
+    raw = json.loads(path.read_text())
+    for e in raw["models"][0]["epochs"]:
+        for m in e["tasks"]["en-fr"]["metrics"].values():
+            assert m["signature"].endswith(f"|harness:{__version__}")
+            m["signature"] = m["signature"].replace(f"|harness:{__version__}", old_version)
+    path.write_text(json.dumps(raw))
+    code, out, _, _ = gate(tmp_path, new, baseline_path=base)
+    assert code == 0, out
+    assert f"baseline graded by harness {said}, results by {__version__}" in verdicts_of(new)["verdict"]["summary"]
+
+
 # ---------------------------------------------------------------------------- gates file
 def test_gates_file_yaml_and_json_override_suite_gates(tmp_path):
     root = training_run(tmp_path / "run", gates=[{"task": "en-fr", "metric": "bleu", "min": 99}])

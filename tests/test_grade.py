@@ -11,6 +11,7 @@ import pytest
 from rouge_score.rouge_scorer import RougeScorer
 from sacrebleu.metrics import BLEU, TER
 
+from harness import __version__
 from harness.cli import main
 from harness.grade import load_tasks
 from harness.results import load_results
@@ -88,7 +89,7 @@ def test_latin_free_text_keeps_todays_scores_and_signatures(tmp_path):
     }
     for name, (score, sig) in today.items():
         assert task["metrics"][name]["score"] == pytest.approx(score, abs=1e-12), name
-        assert task["metrics"][name]["signature"] == sig, name
+        assert task["metrics"][name]["signature"] == f"{sig}|harness:{__version__}", name
 
 
 def test_language_is_measured_once_at_load_with_the_direction_first(tmp_path):

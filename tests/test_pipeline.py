@@ -1,6 +1,7 @@
 """train-and-grade and grade end to end on a tiny local model: real TRL, real sacrebleu."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -8,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from rich.console import Console
+
+from harness.progress import Progress
 from harness.results import load_results, read_jsonl
 from harness.suite import parse_suite
 
@@ -46,8 +50,30 @@ def trained_run(tiny_model_dir, tmp_path_factory):
     from harness.pipeline import train_and_grade
 
     tmp = tmp_path_factory.mktemp("run")
-    results, run = train_and_grade(_suite(tiny_model_dir, tmp), log=lambda m: None, run_dir=str(tmp / "run"))
+    log = io.StringIO()   # not a terminal: progress comes as plain lines, as in a CI log
+    results, run = train_and_grade(_suite(tiny_model_dir, tmp), log=lambda m: None, run_dir=str(tmp / "run"),
+                                   bars=Progress.for_console(Console(file=log, width=200), quiet=False))
+    PROGRESS_LOG["trained_run"] = log.getvalue()
     return results, run
+
+
+PROGRESS_LOG: dict[str, str] = {}   # what the trained_run fixture's progress printed
+
+
+def test_progress_in_a_log_is_plain_lines_per_epoch_and_task(trained_run):
+    text = PROGRESS_LOG["trained_run"]
+    lines = text.splitlines()
+    assert "\x1b" not in text and "\r" not in text
+    # 64 rows / batch 16 = 4 steps an epoch, one line per step (every ceil(4/10) = 1), loss from step 1
+    for epoch in (1, 2):
+        steps = [ln for ln in lines if ln.startswith(f"epoch {epoch}/2: ")]
+        assert [ln.split(": ")[1].split(" ")[0] for ln in steps] == ["1/4", "2/4", "3/4", "4/4"]
+        assert all(", loss " in ln and " steps/s, " in ln for ln in steps)
+        assert "ETA " in steps[0] and ", in 0:" in steps[-1]
+    for epoch in (0, 1, 2):   # 16 items a task in one batch of 16: one line each
+        for task in ("en-fr", "fr-en"):
+            done = [ln for ln in lines if ln.startswith(f"grading tiny epoch {epoch}: {task}: ")]
+            assert len(done) == 1 and done[0].split(": ")[2].startswith("16/16 items, ")
 
 
 def test_every_epoch_is_graded_and_saved(trained_run):

@@ -3,7 +3,7 @@ the likelihood of reference answers (for perplexity)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 from harness.data import Example
 from harness.suite import GenerationSpec
@@ -20,8 +20,12 @@ class Generation:
 class Backend(Protocol):
     name: str
 
-    def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
-        """Answer each example's prompt messages (its last assistant turn is the reference)."""
+    def generate(self, examples: Sequence[Example], gen: GenerationSpec,
+                 on_items: Optional[Callable[[int], None]] = None) -> list[Generation]:
+        """Answer each example's prompt messages (its last assistant turn is the reference).
+
+        `on_items(n)` is called as answers come in (n: how many more are done), for progress.
+        """
 
     def reference_nll(self, examples: Sequence[Example], batch_size: int) -> Optional[list[tuple[float, int]]]:
         """(sum of NLL, token count) of each reference answer's assistant tokens; None if unsupported."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Generation
 from harness.data import Example
@@ -98,16 +98,24 @@ class OpenAIBackend:
                           output_tokens=usage.completion_tokens if usage else 0,
                           prompt_tokens=usage.prompt_tokens if usage else 0)
 
-    async def _generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+    async def _generate(self, examples: Sequence[Example], gen: GenerationSpec,
+                        on_items: Optional[Callable[[int], None]]) -> list[Generation]:
+        async def one(client, sem, ex: Example) -> Generation:
+            answer = await self._one(client, sem, ex, gen)
+            if on_items:
+                on_items(1)
+            return answer
+
         async with self._client() as client:
             sem = asyncio.Semaphore(self.concurrency)
-            return list(await asyncio.gather(*(self._one(client, sem, ex, gen) for ex in examples)))
+            return list(await asyncio.gather(*(one(client, sem, ex) for ex in examples)))
 
-    def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+    def generate(self, examples: Sequence[Example], gen: GenerationSpec,
+                 on_items: Optional[Callable[[int], None]] = None) -> list[Generation]:
         if not self._checked:   # fail before the first item when the server is down or the name wrong
             self.model = served_model(self.url, self.model, self.model_aliases, self.api_key, self.timeout)
             self._checked = True
-        return asyncio.run(self._generate(examples, gen))
+        return asyncio.run(self._generate(examples, gen, on_items))
 
     def reference_nll(self, examples, batch_size):
         return None

@@ -7,7 +7,7 @@ the caller's order.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -78,8 +78,9 @@ class TransformersBackend:
         backend.parameters = parameter_summary(model)
         return backend
 
-    def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
-        return self._in_eval_mode(self._generate, examples, gen)
+    def generate(self, examples: Sequence[Example], gen: GenerationSpec,
+                 on_items: Optional[Callable[[int], None]] = None) -> list[Generation]:
+        return self._in_eval_mode(self._generate, examples, gen, on_items)
 
     def reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int = 4096,
                       chunk_bytes: int = SCORE_CHUNK_BYTES) -> list[tuple[float, int]]:
@@ -102,7 +103,8 @@ class TransformersBackend:
                 self.model.train()
 
     @torch.inference_mode()
-    def _generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+    def _generate(self, examples: Sequence[Example], gen: GenerationSpec,
+                  on_items: Optional[Callable[[int], None]]) -> list[Generation]:
         prompts = [prompt_ids(self.tokenizer, ex.prompt_messages) for ex in examples]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Optional[Generation]] = [None] * len(prompts)
@@ -111,6 +113,8 @@ class TransformersBackend:
             from harness.backends.continuous_batching import generate_continuous
 
             new_ids = generate_continuous(self.model, prompts, gen, self.eot, pad)
+            if on_items:   # the engine schedules the whole set at once: done when it returns
+                on_items(len(new_ids))
             return [self._finish(ids, len(p)) for ids, p in zip(new_ids, prompts)]
         for start in range(0, len(order), gen.batch_size):
             idx = order[start : start + gen.batch_size]
@@ -129,6 +133,8 @@ class TransformersBackend:
             )[:, width:].tolist()
             for row, i in enumerate(idx):
                 out[i] = self._finish(new[row], len(prompts[i]))
+            if on_items:
+                on_items(len(idx))
         return out  # type: ignore[return-value]
 
     def _finish(self, new_ids: list[int], n_prompt: int) -> Generation:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Generation
 from harness.chat import end_of_turn_ids, prompt_ids, tokenize_conversation
@@ -174,7 +174,8 @@ class VLLMBackend:
             temperature=gen.temperature if gen.do_sample else 0.0, top_p=gen.top_p if gen.do_sample else 1.0,
             skip_special_tokens=True)
 
-    def generate(self, examples: Sequence[Example], gen: GenerationSpec) -> list[Generation]:
+    def generate(self, examples: Sequence[Example], gen: GenerationSpec,
+                 on_items: Optional[Callable[[int], None]] = None) -> list[Generation]:
         prompts = [prompt_ids(self.tokenizer, ex.prompt_messages) for ex in examples]
         outs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], self.sampling_params(gen),
                                  lora_request=self._lora, use_tqdm=False)
@@ -185,6 +186,8 @@ class VLLMBackend:
         for o, p in zip(outs, prompts):
             if list(o.prompt_token_ids) != p:
                 raise RuntimeError(f"vllm output {o.request_id} does not belong to its prompt")
+        if on_items:   # vLLM schedules the whole set at once: it is done when it returns
+            on_items(len(outs))
         return [self._finish(list(o.outputs[0].token_ids), o.outputs[0].finish_reason, len(p))
                 for o, p in zip(outs, prompts)]
 

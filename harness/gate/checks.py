@@ -35,12 +35,12 @@ def run_refusals(results: dict, source: str, model: dict, allow: Collection[str]
         if "incomplete" not in allow:
             raise GateError(msg)
         notes.append(f"{label} {status}, allowed")
-    for epoch in model.get("epochs") or []:
-        for task, rec in (epoch.get("tasks") or {}).items():
+    for epoch in model["epochs"]:
+        for task, rec in epoch["tasks"].items():
             overridden = rec.get("references_overridden") or 0
             if overridden:
                 if "overridden-references" not in allow:
-                    raise GateError(f"{source}: model {model['name']!r} task {task!r}: {overridden} of {rec.get('n')} "
+                    raise GateError(f"{source}: model {model['name']!r} task {task!r}: {overridden} of {rec['n']} "
                                     f"references came from the predictions file, not the task data: fix the "
                                     f"predictions (or pass {_flag('overridden-references')})")
                 notes.append(f"{task}: {overridden} overridden references, allowed")

@@ -11,7 +11,7 @@ import numpy as np
 
 from harness.gate.checks import run_refusals, same_data
 from harness.gate.specs import KINDS, GateError, _validate
-from harness.metrics.base import Metric
+from harness.metrics.base import Metric, split_harness_version
 from harness.metrics.bootstrap import paired_bootstrap
 from harness.results import ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats
 from harness.suite import GateSpec
@@ -60,6 +60,19 @@ def _metric_object(results: dict, task: str, metric: str) -> Optional[Metric]:
         return None
 
 
+def same_method(signature: str, ref_signature: str, where: str) -> Optional[str]:
+    """Refuse scores computed differently; a harness upgrade alone (the signatures' last part,
+    `|harness:VERSION`) does not change how a metric is computed: a note says so."""
+    mine, mine_version = split_harness_version(signature)
+    ref, ref_version = split_harness_version(ref_signature)
+    if mine != ref:
+        raise GateError(f"{where}: metric signatures differ between results ({signature}) "
+                        f"and baseline ({ref_signature}): the scores are not comparable")
+    if mine_version != ref_version:
+        return f"baseline graded by harness {ref_version or 'before 0.1.0'}, results by {mine_version or '?'}"
+    return None
+
+
 def _did_you_mean(name: str, have: Iterable[str]) -> str:
     have = list(have)
     hint = difflib.get_close_matches(name, have, n=1)
@@ -73,14 +86,14 @@ class _Side:
                  metric: str, where: str):
         self.label, self.results, self.run, self.model, self.epoch = label, results, run, model, epoch
         self.task, self.metric = task, metric
-        tasks = epoch.get("tasks") or {}
+        tasks = epoch["tasks"]
         if task not in tasks:
             raise GateError(f"{where}: task {task!r} not in {label} (model {model['name']!r}, epoch "
                             f"{epoch['epoch']}){_did_you_mean(task, tasks)}")
         self.record = tasks[task]
-        metrics = self.record.get("metrics") or {}
+        metrics = self.record["metrics"]
         if metric == "loss":
-            self.value = self.record.get("loss")
+            self.value = self.record["loss"]
             self.higher_is_better = False
             self.signature = None
             if self.value is None:
@@ -91,19 +104,21 @@ class _Side:
                 raise GateError(f"{where}: metric {metric!r} not graded on task {task!r} in {label}"
                                 f"{_did_you_mean(metric, [*metrics, 'loss'])}")
             m = metrics[metric]
-            if m.get("score") is None and m.get("skipped"):
+            if m["score"] is None:
                 raise GateError(f"{where}: metric {metric!r} on task {task!r} was not computed in {label}: "
-                                f"{m['skipped']}")
-            self.value = m.get("score")
-            obj = _metric_object(results, task, metric)
-            self.higher_is_better = bool(m.get("higher_is_better",
-                                               obj.higher_is_better if obj is not None else True))
-            self.signature = m.get("signature")
+                                f"{m.get('skipped') or 'no score'}")
+            self.value = m["score"]
+            if m["higher_is_better"] is not None:
+                self.higher_is_better = m["higher_is_better"]
+            else:   # a file that does not say: the metric's own direction
+                obj = _metric_object(results, task, metric)
+                self.higher_is_better = obj.higher_is_better if obj is not None else True
+            self.signature = m["signature"]
 
     def stats(self, cache: dict) -> tuple[Optional[tuple[list[str], np.ndarray]], str]:
         """(ids, stats) or None, and why not."""
         key = "perplexity" if self.metric == "loss" else self.metric
-        rel = self.record.get("samples")
+        rel = self.record["samples"]
         if not rel:
             return None, f"no per-sample data in {self.label}"
         if not (self.run.root / rel).exists():
@@ -241,9 +256,10 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
                     raise GateError(f"{where}: baseline {baseline[1].results_path}: {e}") from None
                 ref = _Side(f"the baseline {baseline[1].results_path}", baseline[0], baseline[1], base_model,
                             b_epoch, spec.task, spec.metric, where)
-                if side.signature and ref.signature and side.signature != ref.signature:
-                    raise GateError(f"{where}: metric signatures differ between results ({side.signature}) "
-                                    f"and baseline ({ref.signature}): the scores are not comparable")
+                if side.signature and ref.signature:
+                    note = same_method(side.signature, ref.signature, where)
+                    if note and note not in notes:
+                        notes.append(note)
                 note = same_data(side.record, ref.record, where, str(baseline[1].results_path), allow)
                 if note and note not in notes:
                     notes.append(note)

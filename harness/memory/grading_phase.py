@@ -167,9 +167,9 @@ class _MeasuredBackend:
     def __getattr__(self, name):
         return getattr(self._backend, name)
 
-    def generate(self, examples, gen):
+    def generate(self, examples, gen, on_items=None):
         with self._probe.term("generation"):
-            return self._backend.generate(examples, gen)
+            return self._backend.generate(examples, gen, on_items)
 
     def reference_nll(self, examples, batch_size, *args, **kwargs):
         with self._probe.term("scoring"):

@@ -69,3 +69,20 @@ class MeanMetric(Metric):
 
     def score(self, stats: np.ndarray) -> float:
         return float(stats[:, 0].mean() * self.scale) if len(stats) else float("nan")
+
+
+HARNESS_PART = "|harness:"
+
+
+def signed(metric: Metric) -> str:
+    """The metric's signature with the harness version last (sacrebleu's order): two scores are
+    comparable when their signatures agree, and which harness computed a score shows in it."""
+    from harness import __version__
+
+    return f"{metric.signature()}{HARNESS_PART}{__version__}"
+
+
+def split_harness_version(signature: str) -> tuple[str, Optional[str]]:
+    """(how the metric was computed, harness version or None for a signature without one)."""
+    head, sep, version = signature.rpartition(HARNESS_PART)
+    return (head, version) if sep else (signature, None)
