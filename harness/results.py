@@ -165,6 +165,66 @@ class ModelRecord(TypedDict):
     resume_state: NotRequired[Optional[dict]]
 
 
+class GateRecord(TypedDict, total=False):
+    """One gate's verdict (results.json `gates.gates[i]`; docs/gates.md)."""
+    name: str                         # "TASK/METRIC KIND THRESHOLD"
+    task: str
+    metric: str
+    model: str
+    checkpoint: Any                   # best | last | an epoch number
+    epoch: int                        # the epoch the checkpoint selector chose
+    higher_is_better: bool
+    confidence: float
+    kind: str                         # min | max | max_drop_from_base | max_drop_from_baseline
+    value: Optional[float]
+    threshold: float
+    reference: Optional[str]          # "epoch 0" | "baseline epoch K" (drop gates)
+    reference_value: Optional[float]
+    delta: Optional[float]
+    drop: Optional[float]
+    p_value: Optional[float]
+    paired_items: Optional[int]
+    status: str                       # pass | fail | skipped
+    passed: bool
+    mode: Optional[str]               # threshold-only | paired-bootstrap | None (skipped)
+    message: str
+    ci: list[float]                   # paired-bootstrap gates: the delta's interval
+    paired_delta: float
+    baseline: str                     # baseline gates: the baseline's results.json
+
+
+class GatesRecord(TypedDict, total=False):
+    """`harness gate`'s verdicts on one model (results.json `gates`)."""
+    passed: bool
+    verdict: dict                     # {status: pass | fail, summary}
+    gates: list[GateRecord]
+    model: str
+    suite_name: Optional[str]
+    results: str
+    baseline: Optional[str]
+    evaluated: str                    # ISO time, UTC
+    allowed: list[str]                # the refusals waived by --allow-*
+    source: str                       # "suite" or the gates file (stored in results.json)
+
+
+def gate_record(name: str, task: str, metric: str, model: str, checkpoint: Any, epoch: int,
+                higher_is_better: bool, confidence: float, kind: str, value: Optional[float],
+                threshold: float) -> GateRecord:
+    """A gate before it is evaluated: every key of a verdict present, the outcome still empty."""
+    return GateRecord(name=name, task=task, metric=metric, model=model, checkpoint=checkpoint, epoch=epoch,
+                      higher_is_better=higher_is_better, confidence=confidence, kind=kind, value=value,
+                      threshold=threshold, reference=None, reference_value=None, delta=None, drop=None,
+                      p_value=None, paired_items=None)
+
+
+def gates_record(gates: list[GateRecord], summary: str, model: str, suite_name: Optional[str], results: str,
+                 baseline: Optional[str], evaluated: str, allowed: list[str]) -> GatesRecord:
+    passed = all(g["passed"] for g in gates)
+    return GatesRecord(passed=passed, verdict={"status": "pass" if passed else "fail", "summary": summary},
+                       gates=gates, model=model, suite_name=suite_name, results=results, baseline=baseline,
+                       evaluated=evaluated, allowed=allowed)
+
+
 def metric_record(score: Optional[float], ci: Optional[list[float]] = None, signature: Optional[str] = None,
                   higher_is_better: Optional[bool] = True, skipped: Optional[str] = None,
                   **extra: Any) -> MetricRecord:

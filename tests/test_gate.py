@@ -136,6 +136,23 @@ def test_fail_on_significant_regression(tmp_path):
     assert parse_junit(junit).get("failures") == "1"
 
 
+def test_a_file_that_does_not_say_the_direction_gets_the_metrics_own(tmp_path):
+    """TER is lower-is-better: read as higher-is-better, the regression below would pass."""
+    gates = [{"task": "en-fr", "metric": "ter", "max_drop_from_baseline": 1}]
+    base = training_run(tmp_path / "base", enfr_final=0.15, seed=0, metrics=("bleu", "ter"), gates=gates)
+    new = training_run(tmp_path / "new", enfr_final=0.5, seed=10, metrics=("bleu", "ter"), gates=gates)
+    for root in (base, new):
+        raw = json.loads((root / "results.json").read_text())
+        for e in raw["models"][0]["epochs"]:
+            for m in e["tasks"]["en-fr"]["metrics"].values():
+                del m["higher_is_better"]
+        (root / "results.json").write_text(json.dumps(raw))
+    code, out, _, _ = gate(tmp_path, new, baseline_path=base)
+    assert code == 1, out
+    (g,) = verdicts_of(new)["gates"]
+    assert g["higher_is_better"] is False and g["drop"] > 1 and not g["passed"]
+
+
 def _few_changed(rate: float, k: int) -> dict:
     """Baseline epoch-2 outputs with `k` items made worse."""
     outs = outputs(0.15, 0.1, 2)

@@ -13,7 +13,8 @@ from harness.gate.checks import run_refusals, same_data
 from harness.gate.specs import KINDS, GateError, _validate
 from harness.metrics.base import Metric, split_harness_version
 from harness.metrics.bootstrap import paired_bootstrap
-from harness.results import ResultsError, RunDir, find_epoch, find_model, load_results, load_sample_stats
+from harness.results import (GatesRecord, ResultsError, RunDir, find_epoch, find_model, gate_record, gates_record,
+                             load_results, load_sample_stats)
 from harness.suite import GateSpec
 
 DEFAULT_SAMPLES = 1000
@@ -190,7 +191,7 @@ def _pair(new: tuple[list[str], np.ndarray], old: tuple[list[str], np.ndarray]
 def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, dict]],
                    baseline: Optional[Union[tuple[dict, RunDir], str, Path]] = None, *,
                    model: Optional[str] = None, samples: int = DEFAULT_SAMPLES, seed: Optional[int] = None,
-                   allow: Collection[str] = ()) -> dict:
+                   allow: Collection[str] = ()) -> GatesRecord:
     """Verdicts of `gates` on `results` (the model named `model`, default the first).
 
     `baseline`: an earlier run, as load_results returns it (or its path); regression gates are
@@ -270,18 +271,13 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         raise GateError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
     for spec, side, base, ref in prepared:
-        common = {
-            "task": spec.task, "metric": spec.metric, "model": model_rec["name"],
-            "checkpoint": spec.checkpoint, "epoch": side.epoch["epoch"],
-            "higher_is_better": side.higher_is_better, "confidence": spec.confidence,
-        }
         for kind in KINDS:
             threshold = getattr(spec, kind)
             if threshold is None:
                 continue
-            g = {"name": _gate_name(spec, kind), **common, "kind": kind, "value": side.value,
-                 "threshold": threshold, "reference": None, "reference_value": None, "delta": None,
-                 "drop": None, "p_value": None, "paired_items": None}
+            g = gate_record(_gate_name(spec, kind), spec.task, spec.metric, model_rec["name"], spec.checkpoint,
+                            side.epoch["epoch"], side.higher_is_better, spec.confidence, kind, side.value,
+                            threshold)
             if kind in ("min", "max"):
                 g.update(_absolute(side, kind, threshold, spec.checkpoint))
             elif kind == "max_drop_from_base":
@@ -313,17 +309,9 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
         summary += "; " + "; ".join(notes)
     for g in out:
         g.pop("short", None)
-    return {
-        "passed": not failed,
-        "verdict": {"status": "fail" if failed else "pass", "summary": summary},
-        "gates": out,
-        "model": model_rec["name"],
-        "suite_name": results.get("suite_name"),
-        "results": str(run.results_path),
-        "baseline": str(baseline[1].results_path) if baseline is not None else None,
-        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "allowed": sorted(allow),
-    }
+    return gates_record(out, summary, model_rec["name"], results.get("suite_name"), str(run.results_path),
+                        str(baseline[1].results_path) if baseline is not None else None,
+                        datetime.now(timezone.utc).isoformat(timespec="seconds"), sorted(allow))
 
 
 def _absolute(side: _Side, kind: str, threshold: float, checkpoint: Any) -> dict:
