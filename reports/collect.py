@@ -439,7 +439,8 @@ def metric_tokenizer(series: list[Series], task: str, metric: str) -> Optional[s
     for s in series:
         for e in s.epochs:
             rec = graded_metric(e, task, metric)
-            parts = dict(p.split(":", 1) for p in str((rec or {}).get("signature") or "").split("|") if ":" in p)
+            signature = (rec["signature"] if rec is not None else None) or ""
+            parts = dict(p.split(":", 1) for p in signature.split("|") if ":" in p)
             tok = parts.get("tok") or parts.get("tokenizer")
             if tok and parts.get("asian") == "yes":
                 tok += "+asian"
