@@ -101,3 +101,19 @@ def test_remedies_do_not_lower_an_auto_grading_batch():
     steps = M.suggest_fix(plan, 12 * M.GiB)
     order = ["max_seq_len", "batch", "gradient_checkpointing", "optimizer", "lora_r", "eval batch", "method"]
     assert [order.index(s.knob) for s in steps] == sorted(order.index(s.knob) for s in steps)
+
+
+@pytest.mark.parametrize("generation, sampling", [("{batch_size: 64}", "greedy"),
+                                                  ("{batch_size: 64, do_sample: true, temperature: 0.7}", "sample"),
+                                                  ("{batch_size: 64, do_sample: true, top_p: 0.9}", "sample_top_p")])
+def test_sampling_at_grading_is_in_the_estimate(generation, sampling):
+    """Sampling's logits processors hold several vocabulary-wide fp32 rows per item: with Qwen3's
+    152k vocabulary the generation term of a 64-item batch grows by that much."""
+    suite = parse_suite(_grade_only().replace("{batch_size: auto}", generation))
+    assert M.preflight(suite, suite.models[0], tokenizer=None).plan.eval_sampling == sampling
+    # short prompts: the last-position buffers, not the prefill, set the generation term
+    plan = M.make_plan("Qwen/Qwen3-0.6B", train=False, weight_dtype="bf16", eval_dtype="bf16",
+                       eval_prompt_len=8, eval_new_tokens=8, eval_sampling=sampling)
+    greedy = dataclasses.replace(plan, eval_sampling="greedy")
+    extra = M.grading_bytes(plan, 64)["generation"] - M.grading_bytes(greedy, 64)["generation"]
+    assert extra == 64 * 151_936 * (M.GENERATION_ROW_BYTES[sampling] - M.GENERATION_ROW_BYTES["greedy"])

@@ -163,3 +163,26 @@ def test_scoring_and_generation_never_hold_vocabulary_wide_fp32_rows(tokenizer):
     wide = [s for s, dt in shapes.seen if s and s[-1] == vocab]
     assert wide and max(math.prod(s[:-1]) for s in wide) == 4        # batch × 1 position, never × length
     assert max(s[0] for s, _ in shapes.seen if len(s) == 4) == 4      # KV cache: (batch, kv heads, len, dim)
+
+
+@pytest.mark.parametrize("sampling", [{}, {"do_sample": True, "temperature": 0.7},
+                                      {"do_sample": True, "temperature": 0.7, "top_p": 0.9}])
+def test_the_generation_estimate_matches_the_measured_peak_greedy_or_sampled(tokenizer, sampling):
+    """Gemma 3's 262k vocabulary makes the last-position buffers the peak: greedy keeps this step's
+    fp32 copy and the previous step's; sampling's processors add more (3.8x greedy's with top-p)."""
+    from harness import memory as M
+    from harness.chat import prompt_ids
+
+    model = _shrunk("google/gemma-3-270m")
+    backend = TransformersBackend(model, tokenizer, device="cpu")
+    exs = _examples()
+    probe = M.GradingProbe("cpu")
+    with torch.inference_mode():
+        probe.wrap(backend).generate(exs, GenerationSpec(max_new_tokens=6, batch_size=6, **sampling))
+    config = M.ModelConfig(model.config.to_dict(), "test", "gemma-3-270m shrunk", "-")
+    plan = M.make_plan(config, train=False, device="cpu", weight_dtype="fp32", eval_dtype="fp32",
+                       eval_batch_size=6, eval_new_tokens=6,
+                       eval_prompt_len=max(len(prompt_ids(tokenizer, ex.prompt_messages)) for ex in exs),
+                       eval_sampling=("sample_top_p" if "top_p" in sampling else "sample") if sampling else "greedy")
+    estimate, _ = M.generation_bytes(plan, 6)
+    assert probe.peaks["generation"] == pytest.approx(estimate, rel=0.02)

@@ -58,8 +58,8 @@ from harness.memory.plan import Arch, TrainPlan, make_plan, plan_from_suite
 from harness.memory.preflight import (PreflightResult, fits_or_explain, preflight, render_preflight,
                                       run_preflight)
 from harness.memory.probes import MemoryProbe, measure_step
-from harness.memory.grading import (AUTO_GRADING_BATCH_MAX, SCORE_CHUNK_BYTES, auto_grading_batch, grading_bytes,
-                                    generation_bytes, scoring_bytes)
+from harness.memory.grading import (AUTO_GRADING_BATCH_MAX, GENERATION_ROW_BYTES, SCORE_CHUNK_BYTES, auto_grading_batch,
+                                    grading_bytes, generation_bytes, scoring_bytes)
 from harness.memory.grading_phase import GradingProbe, grading_phase, measured_epoch
 from harness.memory.records import COMPARED_TERMS, compare, grading_estimate, grading_record, memory_record
 from harness.memory.remedies import GC_COST, FixStep, Knob, apply_levels, knobs_for, suggest_fix
@@ -73,7 +73,7 @@ __all__ = [
     "TEMPLATE_TOKENS_PER_MESSAGE", "TERM_LABELS", "TERM_ORDER", "Arch", "Estimate", "FixStep", "Inventory",
     "Knob", "MemoryCallback", "MemoryProbe", "ModelConfig", "ModelConfigError", "PreflightResult", "TrainPlan",
     "UserError", "AUTO_GRADING_BATCH_MAX", "SCORE_CHUNK_BYTES", "GradingProbe", "auto_grading_batch",
-    "generation_bytes", "grading_bytes", "grading_estimate", "grading_phase", "grading_record", "measured_epoch", "scoring_bytes",
+    "GENERATION_ROW_BYTES", "generation_bytes", "grading_bytes", "grading_estimate", "grading_phase", "grading_record", "measured_epoch", "scoring_bytes",
     "apply_levels", "build_inventory", "cache_dir", "compare", "estimate", "fits_or_explain",
     "fmt_bytes", "folk_rule_rows", "inventory_from_model", "knobs_for", "load_model_config", "make_plan",
     "measure_step", "memory_record", "model_inventory", "nvml_memory", "nvml_used", "parse_size", "plan_from_suite",

@@ -58,13 +58,24 @@ def forward_working_set(plan: TrainPlan, batch: int, length: int) -> int:
     return work
 
 
+# Generation's fp32 buffers of one vocabulary row each beside the head output, measured
+# (transformers 5 `_sample`, TorchDispatchMode, benchmarks/memory_estimate_vs_measured.py):
+# greedy: the step's `.to(copy=True, dtype=float32)` and the previous step's copy, which
+# `next_token_logits` still holds while the next forward runs (2 × 4 B); sampling adds the
+# processed scores and probabilities still held from the previous step and the processors'
+# own tensors: temperature and the default top-k 50 (masked copies, a bool mask): 21 B in
+# all; top-p < 1 also sorts (values 4 B + int64 indices 8 B), takes softmax and cumsum, and
+# two bool masks: 38 B in all.
+GENERATION_ROW_BYTES = {"greedy": 8, "sample": 21, "sample_top_p": 38}
+
+
 def _head_bytes(plan: TrainPlan, rows: int, log_softmax: bool) -> int:
-    """LM-head output for `rows` positions (+ soft-capping temporaries), its fp32 copy, and for
-    scoring the fp32 log-softmax. Generation always copies (`.to(copy=True, dtype=float32)`);
-    scoring's `.float()` is free when the head already computes in fp32."""
+    """LM-head output for `rows` positions (+ soft-capping temporaries) and what is made of it:
+    for generation the fp32 buffers of GENERATION_ROW_BYTES; for scoring the fp32 copy (free
+    when the head already computes in fp32) and the fp32 log-softmax."""
     a, c = plan.arch, eval_dtypes(plan)["compute"]
-    copy = 4 if (not log_softmax or c != 4) else 0
-    per = c + copy + (4 if log_softmax else 0) + (2 * c if a.final_softcap else 0)
+    made = (4 * (c != 4) + 4) if log_softmax else GENERATION_ROW_BYTES[plan.eval_sampling]
+    per = c + made + (2 * c if a.final_softcap else 0)
     return rows * a.vocab * per
 
 
@@ -82,9 +93,11 @@ def generation_bytes(plan: TrainPlan, batch: int) -> tuple[int, str]:
     text = (f"KV cache {a.layers} layers × {a.kv_heads} kv heads × {a.head_dim} × ({d['key']} + {d['value']} B) × "
             f"batch {batch} × ({P} prompt + {G} new) tokens = {fmt_bytes(kv)}"
             + (f" (sliding layers keep {a.sliding_window})" if a.sliding_layers else "")
-            + f" + prefill working set {fmt_bytes(work)} + last-position logits batch {batch} × vocab "
-              f"{a.vocab:,} (+ fp32 copy) {fmt_bytes(head)}")
-    return kv + work + head, text
+            + f" + max(prefill working set {fmt_bytes(work)}, last-position logits batch {batch} × vocab "
+              f"{a.vocab:,} × ({d['compute']} + {GENERATION_ROW_BYTES[plan.eval_sampling]} B fp32 "
+              f"{'copies, this step and the last' if plan.eval_sampling == 'greedy' else 'copies and sampling buffers'})"
+              f" {fmt_bytes(head)})")
+    return kv + max(work, head), text
 
 
 def scoring_bytes(plan: TrainPlan, batch: int) -> tuple[int, str]:

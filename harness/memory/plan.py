@@ -101,6 +101,7 @@ class TrainPlan:
     eval_score_len: int = 0
     eval_answer_len: int = 0           # scored (assistant) tokens of the longest reference; 0: eval_score_len
     eval_generates: bool = True
+    eval_sampling: str = "greedy"      # greedy | sample | sample_top_p: the logits processors' buffers (grading.py)
     eval_scores: bool = True
     eval_dtype: str = "fp32"
     device: str = "cuda"               # cuda (the preflight target) | cpu (to compare with a CPU run)
@@ -165,7 +166,8 @@ class TrainPlan:
                       "target_modules": self.lora_targets} if self.method in ("lora", "qlora") else None),
             "eval_batch_size": self.eval_batch_size, "eval_batch_auto": self.eval_batch_auto,
             "eval_prompt_len": self.eval_prompt_len,
-            "eval_new_tokens": self.eval_new_tokens, "eval_score_len": self.eval_score_len,
+            "eval_new_tokens": self.eval_new_tokens, "eval_sampling": self.eval_sampling,
+            "eval_score_len": self.eval_score_len,
             "eval_answer_len": self.eval_answer_len,
             "length_source": self.length_source, "eval_length_source": self.eval_length_source,
             "device": self.device,
@@ -256,6 +258,8 @@ def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cud
         plan.eval_batch_auto = False
     plan.eval_new_tokens = max((task.generation.max_new_tokens for task in suite.tasks), default=0)
     plan.eval_generates = any(set(task.metrics) & _GENERATION_METRICS for task in suite.tasks)
+    sampled = [task.generation for task in suite.tasks if task.generation.do_sample]
+    plan.eval_sampling = ("sample_top_p" if any(g.top_p < 1 for g in sampled) else "sample") if sampled else "greedy"
     plan.eval_scores = any("perplexity" in task.metrics for task in suite.tasks)
     cap = t.max_seq_len if t is not None else 512
     plan.eval_prompt_len = plan.eval_score_len = cap
