@@ -46,6 +46,8 @@ def test_finished_statuses_are_kept_and_a_failure_says_why():
 
 
 # ------------------------------------------------------------------ typed records
+# A task record's keys and the values a file without them reads as (no timing is asserted).
+TASK_DEFAULTS = {"n": 0, "loss": None, "seconds": None, "samples": None}
 def _write(tmp_path, models) -> "Path":
     import json
 
@@ -68,7 +70,7 @@ def test_a_sparse_file_reads_with_every_key_of_each_record(tmp_path):
     epoch = model["epochs"][0]
     assert (epoch["step"], epoch["checkpoint"], epoch["train_loss"]) == (0, None, None)
     task = epoch["tasks"]["t"]
-    assert (task["n"], task["loss"], task["seconds"], task["samples"]) == (0, None, None, None)
+    assert {k: task[k] for k in TASK_DEFAULTS} == TASK_DEFAULTS
     assert task["metrics"]["bleu"] == {"score": 12.5, "ci": None, "signature": None, "higher_is_better": None}
     assert task["metrics"]["chrf"] == {"score": None, "skipped": "no outputs"}
 
@@ -92,7 +94,7 @@ def test_one_constructor_per_record_sets_every_key():
     assert set(model_record("m", "p")) == {"name", "path", "adapter", "method", "parameters", "train", "epochs",
                                           "best", "early_stopped", "audit", "memory", "diagnostics"}
     assert set(epoch_record(2)) == {"epoch", "step", "checkpoint", "train_loss", "tasks"}
-    assert set(task_record(5, {})) == {"n", "loss", "metrics", "seconds", "samples"}
+    assert set(task_record(5, {})) == {*TASK_DEFAULTS, "metrics"}
     assert metric_record(1.0, (0.5, 1.5), "sig", False) == {"score": 1.0, "ci": [0.5, 1.5], "signature": "sig",
                                                              "higher_is_better": False}
     g = gate_record("t/m min 1", "t", "m", "model", "best", 3, True, 0.95, "min", 2.0, 1.0)
