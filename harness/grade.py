@@ -149,6 +149,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
                 for ex in examples]
     else:
         requested, halvings = gen.batch_size, 0
+
         def answer(batch_size: int) -> list[Generation]:
             if bar is not None:
                 bar.update(0)

@@ -151,7 +151,7 @@ def metric_curve(s: Series, task: str, metric: str, higher: bool) -> Optional[Cu
 def best_and_inflection(s: Series, task: str, metric: str, epochs: list[int],
                         scores: list[Optional[float]], higher: bool) -> tuple[Optional[int], Optional[int]]:
     """From diagnostics.inflection when present; otherwise the best epoch from the scores."""
-    diag = _dict(_dict(_dict(_dict(s.model["diagnostics"]).get("inflection")).get("series")).get(f"{task}/{metric}"))
+    diag = _dig(s.model["diagnostics"], "inflection", "series", f"{task}/{metric}")
     best = diag.get("best_epoch") if isinstance(diag.get("best_epoch"), int) else None
     inflection = diag.get("inflection_epoch") if isinstance(diag.get("inflection_epoch"), int) else None
     if best is None:
@@ -203,7 +203,7 @@ class ForgettingMatrix:
 
 
 def forgetting_matrix(s: Series) -> Optional[ForgettingMatrix]:
-    section = _dict(_dict(s.model["diagnostics"]).get("forgetting"))
+    section = _dig(s.model["diagnostics"], "forgetting")
     tasks = section.get("tasks") if isinstance(section.get("tasks"), dict) else None
     keys = [(t, m) for t, m in metric_keys([s])]
     graded = sorted({e["epoch"] for e in s.epochs if e["epoch"] > 0})
@@ -506,6 +506,13 @@ def _dict(x: Any) -> dict:
     return x if isinstance(x, dict) else {}
 
 
+def _dig(x: Any, *keys: str) -> dict:
+    """The dict at x[k1][k2]...; {} where a level is missing or not a dict (an optional section)."""
+    for key in keys:
+        x = _dict(x).get(key)
+    return _dict(x)
+
+
 def diagnostics_evidence(s: Series) -> dict:
     """Tables behind each verdict: forgetting cells, inflection series, audit checks."""
     diag = _dict(s.model["diagnostics"])
@@ -513,7 +520,7 @@ def diagnostics_evidence(s: Series) -> dict:
     return {"forgetting": _forgetting_rows(f), "forgetting_test": str(f.get("test") or ""),
             "confidence": num(f.get("confidence")), "inflection": _inflection_rows(inf),
             "disagreements": [d for d in inf.get("disagreements") or [] if isinstance(d, dict)],
-            "smoothing": _dict(inf.get("smoothing")).get("window"), "audit": _audit_rows(_dict(s.model["audit"]))}
+            "smoothing": _dig(inf, "smoothing").get("window"), "audit": _audit_rows(_dict(s.model["audit"]))}
 
 
 def _forgetting_rows(f: dict) -> list[dict]:

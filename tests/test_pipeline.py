@@ -53,15 +53,12 @@ def trained_run(tiny_model_dir, tmp_path_factory):
     log = io.StringIO()   # not a terminal: progress comes as plain lines, as in a CI log
     results, run = train_and_grade(_suite(tiny_model_dir, tmp), log=lambda m: None, run_dir=str(tmp / "run"),
                                    bars=Progress.for_console(Console(file=log, width=200), quiet=False))
-    PROGRESS_LOG["trained_run"] = log.getvalue()
+    (tmp / "progress.log").write_text(log.getvalue(), encoding="utf-8")   # beside the run, for the test below
     return results, run
 
 
-PROGRESS_LOG: dict[str, str] = {}   # what the trained_run fixture's progress printed
-
-
 def test_progress_in_a_log_is_plain_lines_per_epoch_and_task(trained_run):
-    text = PROGRESS_LOG["trained_run"]
+    text = (trained_run[1].root.parent / "progress.log").read_text(encoding="utf-8")
     lines = text.splitlines()
     assert "\x1b" not in text and "\r" not in text
     # 64 rows / batch 16 = 4 steps an epoch, one line per step (every ceil(4/10) = 1), loss from step 1

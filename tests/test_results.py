@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from harness.results import process_record, run_state
 
@@ -48,7 +49,7 @@ def test_finished_statuses_are_kept_and_a_failure_says_why():
 # ------------------------------------------------------------------ typed records
 # A task record's keys and the values a file without them reads as (no timing is asserted).
 TASK_DEFAULTS = {"n": 0, "loss": None, "seconds": None, "samples": None}
-def _write(tmp_path, models) -> "Path":
+def _write(tmp_path: Path, models: list) -> Path:
     import json
 
     (tmp_path / "results.json").write_text(json.dumps({"schema_version": 1, "models": models}))
