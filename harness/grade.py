@@ -19,10 +19,10 @@ from harness.errors import UserError
 from harness.metric_options import MetricOptions, metric_options_from
 from harness.metrics import build_metrics
 from harness.metrics.base import GradedItem, Metric, signed
-from harness.metrics.bootstrap import bootstrap_ci
 from harness.metrics.language import TaskLanguage, options_for_language, task_language
 from harness.out_of_memory import call_halving_batch
 from harness.progress import OFF, Progress, ProgressBar
+from harness.stats.intervals import score_interval
 from harness.results import (EpochRecord, MetricRecord, RunDir, TaskRecord, epoch_record, metric_record,
                              task_record, write_jsonl)
 from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec, read_json_schema
@@ -99,9 +99,12 @@ def data_hash(examples: Sequence[Example]) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
-def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: BootstrapSpec
-                ) -> tuple[dict[str, MetricRecord], list[dict]]:
-    """Corpus scores with CIs, and per-item scores/stats/details for the sample file."""
+def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: BootstrapSpec,
+                clusters: Optional[Sequence[str]] = None) -> tuple[dict[str, MetricRecord], list[dict]]:
+    """Corpus scores with CIs, and per-item scores/stats/details for the sample file.
+
+    `clusters` (one label per item, from the task's `data.cluster` field): intervals resample
+    whole clusters, and each metric records its design effect."""
     summary: dict[str, MetricRecord] = {}
     per_item: list[dict] = [{"scores": {}, "stats": {}, "details": {}} for _ in items]
     for metric in metrics:
@@ -112,8 +115,11 @@ def score_items(metrics: Sequence[Metric], items: list[GradedItem], boot: Bootst
             summary[metric.name] = metric_record(None, skipped="needs generated outputs")
             continue
         stats = metric.stats(items)
-        ci = bootstrap_ci(metric, stats, boot.samples, boot.seed)
-        summary[metric.name] = metric_record(metric.score(stats), ci, signed(metric), metric.higher_is_better)
+        interval = score_interval(metric, stats, boot.samples, boot.seed, clusters=clusters)
+        extra = {"design_effect": interval["design_effect"]} if clusters is not None else {}
+        summary[metric.name] = metric_record(metric.score(stats), interval["ci"], signed(metric),
+                                             metric.higher_is_better, ci_method=interval["method"],
+                                             se=interval["se"], **extra)
         for row, st, det in zip(per_item, stats, metric.details(items)):
             row["stats"][metric.name] = st.tolist()
             row["scores"][metric.name] = metric.sample_score(st)

@@ -109,7 +109,10 @@ class RunDir:
 
 class MetricRecord(TypedDict, total=False):
     score: Optional[float]            # None when the metric was skipped
-    ci: Optional[list[float]]         # bootstrap percentile interval [lo, hi]
+    ci: Optional[list[float]]         # confidence interval [lo, hi] (method in ci_method)
+    ci_method: NotRequired[str]       # "percentile bootstrap" or "wilson" (rate metrics)
+    se: NotRequired[Optional[float]]  # bootstrap standard error of the score
+    design_effect: NotRequired[Optional[float]]   # clustered / naive variance (data.cluster set)
     signature: Optional[str]          # how the score was computed; ends with the harness version
     higher_is_better: Optional[bool]  # None: a file that does not say (readers ask the metric)
     skipped: str                      # why there is no score (only when skipped)
@@ -182,13 +185,15 @@ class GateRecord(TypedDict, total=False):
     reference_value: Optional[float]
     delta: Optional[float]
     drop: Optional[float]
-    p_value: Optional[float]
+    p_value: Optional[float]          # the paired test's raw one-sided p
+    p_adjusted: Optional[float]       # Holm-adjusted over the run's paired-test gates (what decides)
+    test: str                         # which paired test (bootstrap normal tail, exact McNemar)
     paired_items: Optional[int]
     status: str                       # pass | fail | skipped
     passed: bool
-    mode: Optional[str]               # threshold-only | paired-bootstrap | None (skipped)
+    mode: Optional[str]               # threshold-only | paired-test | None (skipped)
     message: str
-    ci: list[float]                   # paired-bootstrap gates: the delta's interval
+    ci: list[float]                   # paired-test gates: the delta's interval
     paired_delta: float
     baseline: str                     # baseline gates: the baseline's results.json
 

@@ -263,7 +263,11 @@ class ForgettingSpec(_Strict):
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {"perplexity": 0.5, "loss": 0.05},
         description="Per-metric thresholds that replace `threshold`, e.g. {perplexity: 0.5}.")
-    confidence: float = Field(0.95, gt=0, lt=1, description="One-sided paired bootstrap: p < 1 - confidence.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Family-wise: the chance that a run where nothing "
+                              "changed flags anything is at most 1 - confidence (Holm over every task × metric × "
+                              "epoch test).")
+    power: float = Field(0.8, gt=0, lt=1, description="Power at which the minimum detectable effect (MDE) is "
+                         "stated: a drop of the MDE is detected with this probability.")
     samples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the paired tests.")
 
 

@@ -12,9 +12,10 @@ import numpy as np
 from harness.gate.checks import run_refusals, same_data
 from harness.gate.specs import KINDS, GateError, _validate
 from harness.metrics.base import Metric, split_harness_version
-from harness.metrics.bootstrap import paired_bootstrap
 from harness.results import (GatesRecord, ResultsError, RunDir, find_epoch, find_model, gate_record, gates_record,
                              load_results, load_sample_stats)
+from harness.stats.family import holm
+from harness.stats.paired import compare_worse
 from harness.suite import GateSpec
 
 DEFAULT_SAMPLES = 1000
@@ -291,6 +292,12 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
                 g["baseline"] = str(ref.run.results_path)
             out.append(g)
 
+    pending = [g for g in out if "_pending" in g]
+    tested = [g for g in pending if not g["_pending"]["reasons"]]
+    for g, adj in zip(tested, holm([g["p_value"] for g in tested])):
+        g["_p_adjusted"] = adj
+    for g in pending:
+        _decide_drop(g, g.pop("_p_adjusted", None), len(tested))
     failed = [g for g in out if g["status"] == "fail"]
     skipped = [g for g in out if g["status"] == "skipped"]
     fallback = [g for g in out if g["kind"].startswith("max_drop") and g["mode"] == "threshold-only"]
@@ -330,6 +337,8 @@ def _absolute(side: _Side, kind: str, threshold: float, checkpoint: Any) -> dict
 
 def _drop(side: _Side, ref: _Side, label: str, budget: float, spec: GateSpec, cache: dict,
           samples: int, seed: int) -> dict:
+    """The change against `ref` and its one-sided paired test (raw p); `_decide_drop` judges it
+    once every gate's p is known (Holm across the gates)."""
     v, r = side.value, ref.value
     res: dict[str, Any] = {"reference": label, "reference_value": r}
     if v is None or r is None or not (math.isfinite(v) and math.isfinite(r)):
@@ -339,13 +348,12 @@ def _drop(side: _Side, ref: _Side, label: str, budget: float, spec: GateSpec, ca
     delta = v - r
     drop = (-delta if higher else delta) + 0.0  # no -0.0
     res.update(delta=delta, drop=drop)
-    exceeds = drop > budget + _EPS
     change = (f"{side.metric} {_fmt(v)} vs {_fmt(r)} at {label}: "
               + (f"worse by {_fmt(drop)}" if drop > 0 else f"not worse ({'+' if delta >= 0 else ''}{_fmt(delta)})")
               + f" (budget {_fmt_threshold(budget)}")
     short = f"worse by {_fmt(drop)} vs {label} (budget {_fmt_threshold(budget)}"
 
-    # Paired bootstrap on per-sample stats, when both sides have them.
+    # Paired test on per-sample stats, when both sides have them.
     metric_obj = _metric_object(side.results, spec.task, spec.metric)
     new, why_new = side.stats(cache)
     old, why_old = ref.stats(cache)
@@ -353,42 +361,44 @@ def _drop(side: _Side, ref: _Side, label: str, budget: float, spec: GateSpec, ca
     if metric_obj is None:
         reasons.append(f"metric {spec.metric!r} cannot be re-aggregated by this harness")
     note = ""
-    p = None
     if not reasons:
         st_new, st_old, note = _pair(new, old)
         res["paired_items"] = len(st_new)
         if len(st_new) < 2:
             reasons.append("fewer than 2 test items shared by id")
         else:
-            alternative = "less" if higher else "greater"
-            test = paired_bootstrap(metric_obj, st_new, st_old, samples=samples, seed=seed,
-                                    confidence=spec.confidence, alternative=alternative)
-            p = test["p_value"]
-            if p is None:
-                reasons.append("the paired bootstrap gave no p-value")
+            test = compare_worse(metric_obj, st_new, st_old, samples=samples, seed=seed,
+                                 confidence=spec.confidence)
+            if test["p_value"] is None:
+                reasons.append("the paired test gave no p-value")
             else:
-                res["p_value"] = p
-                res["paired_delta"] = test["delta"]
-                res["ci"] = test["ci"]
-    alpha = 1 - spec.confidence
-    notes = f"; {note}" if note else ""
-    if reasons:
+                res.update(p_value=test["p_value"], paired_delta=test["delta"], ci=test["ci"], test=test["test"])
+    res["_pending"] = {"exceeds": drop > budget + _EPS, "change": change, "short": short, "reasons": reasons,
+                       "notes": f"; {note}" if note else "", "alpha": 1 - spec.confidence}
+    return res
+
+
+def _decide_drop(g: dict, p_adjusted: Optional[float], family: int) -> None:
+    """Pass/fail of a drop gate: over budget AND significant after Holm over the run's `family` tests."""
+    pend = g.pop("_pending")
+    exceeds, change, short, notes, alpha = (pend["exceeds"], pend["change"], pend["short"], pend["notes"],
+                                            pend["alpha"])
+    if pend["reasons"]:
         passed = not exceeds
-        why = "; ".join(reasons)
-        return {**res, "status": "pass" if passed else "fail", "passed": passed, "mode": "threshold-only",
-                "message": f"{change}); {why}: plain threshold, no significance test{notes}",
-                "short": short + ")"}
-    significant = p < alpha
-    n = res["paired_items"]
-    test_txt = (f"p{_p_eq(p)} {'<' if significant else '>='} {alpha:.3g}, one-sided paired bootstrap "
-                f"on {n} items")
+        why = "; ".join(pend["reasons"])
+        g.update(status="pass" if passed else "fail", passed=passed, mode="threshold-only",
+                 message=f"{change}); {why}: plain threshold, no significance test{notes}", short=short + ")")
+        return
+    g["p_adjusted"] = p_adjusted
+    significant = p_adjusted < alpha
+    adj = f", Holm-adjusted over {family} gate tests" if family > 1 else ""
+    test_txt = (f"p{_p_eq(p_adjusted)} {'<' if significant else '>='} {alpha:.3g}, {g['test']} "
+                f"on {g['paired_items']} items{adj}")
     if not exceeds:
         verdict, passed = f"within budget ({test_txt})", True
     elif significant:
         verdict, passed = f"significant ({test_txt})", False
     else:
         verdict, passed = f"over budget but not significant ({test_txt}): passes", True
-    return {**res, "status": "pass" if passed else "fail", "passed": passed, "mode": "paired-bootstrap",
-            "message": f"{change}); {verdict}{notes}", "short": f"{short}, p{_p_eq(p)})"}
-
-
+    g.update(status="pass" if passed else "fail", passed=passed, mode="paired-test",
+             message=f"{change}); {verdict}{notes}", short=f"{short}, p{_p_eq(p_adjusted)})")

@@ -32,6 +32,7 @@ class Metric:
     name: str = ""
     higher_is_better: bool = True
     needs: str = "output"  # "output" (generated text) or "likelihood" (nll_sum/n_tokens)
+    rate: bool = False     # per-item value is 0 or 1: Wilson intervals, exact McNemar (harness/stats/rates.py)
 
     def stats(self, items: Sequence[GradedItem]) -> np.ndarray:
         """(n_items, k) per-sample sufficient statistics."""

@@ -53,6 +53,7 @@ def extract_number(text: Optional[str]) -> Optional[float]:
 
 class ExactMatch(MeanMetric):
     name = "exact_match"
+    rate = True
 
     def __init__(self, mode: str = "text", tol: float = DEFAULT_TOL):
         self.mode, self.tol = mode, tol

@@ -110,6 +110,8 @@ def extract_json(text: Optional[str], accept: str = "object", max_chars: int = D
 
 
 class _JsonMetric(MeanMetric):
+    rate = True
+
     def __init__(self, accept: str, max_chars: int):
         self.accept, self.max_chars = accept, max_chars
 

@@ -48,6 +48,7 @@ def usability_reason(item: GradedItem) -> str:
 
 class Usability(MeanMetric):
     name = "usability"
+    rate = True
 
     def value(self, item: GradedItem) -> float:
         return 0.0 if usability_reason(item) else 1.0
