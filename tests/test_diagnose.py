@@ -59,14 +59,23 @@ def test_small_or_noisy_drop_is_not_forgetting(tmp_path):
     """Same quality at every epoch (different random damage): drops are noise, not forgetting."""
     root = make_run(tmp_path, outputs({"en-fr": [0.3, 0.3, 0.3], "fr-en": [0.3, 0.3, 0.3]}), REFS)
     d = diagnose(root)["forgetting"]
-    assert d["flagged"] == [] and d["verdict"]["status"] == "pass"
+    # nothing flagged, but 60 items cannot see a 1-point BLEU drop: the verdict says so, never a bare pass
+    assert d["flagged"] == [] and d["verdict"]["status"] == "warn"
+    assert "underpowered on 60 items" in d["verdict"]["summary"] and "items needed" in d["verdict"]["summary"]
+    cell = d["tasks"]["en-fr"]["bleu"]["epochs"]["2"]
+    assert cell["status"] == "underpowered" and cell["mde"] > 1.0 and cell["items_needed"] > 60
+    # with thresholds above every MDE the same run is a plain pass
+    suite = load_suite(root / "suite.yaml")
+    wide = suite.diagnostics.model_copy(update={"forgetting": suite.diagnostics.forgetting.model_copy(
+        update={"threshold": 60.0, "thresholds": {"loss": 5.0}})})
+    assert diagnose(root, diagnostics=wide)["forgetting"]["verdict"]["status"] == "pass"
     # with a zero threshold every noisy dip is tested: the paired bootstrap, not the threshold, keeps it quiet
     suite = load_suite(root / "suite.yaml")
     zero = suite.diagnostics.model_copy(update={"forgetting": suite.diagnostics.forgetting.model_copy(
         update={"threshold": 0.0, "thresholds": {}})})
     d0 = diagnose(root, diagnostics=zero)["forgetting"]
-    tested = [c for t in ("en-fr", "fr-en") for c in d0["tasks"][t]["bleu"]["epochs"].values() if c["p_value"] is not None]
-    assert tested and all(c["delta_vs_base"] < 0 and c["p_value"] >= 0.05 and not c["forgotten"] for c in tested)
+    dips = [c for t in ("en-fr", "fr-en") for c in d0["tasks"][t]["bleu"]["epochs"].values() if c["delta_vs_base"] < 0]
+    assert dips and all(c["p_adjusted"] >= 0.05 and not c["forgotten"] for c in dips)
     assert not any(k.endswith("/bleu") for k in d0["flagged"])
 
 
@@ -187,3 +196,54 @@ def test_schema_metric_is_rebuilt_with_the_tasks_schema(tmp_path):
     diagnose_model(results["models"][0], run, suite)
     cell = results["models"][0]["diagnostics"]["forgetting"]["tasks"]["person"]["json_schema_valid"]["epochs"]["1"]
     assert cell["delta_vs_base"] == -100 and cell["forgotten"] and cell["p_value"] < 0.05
+
+
+def test_family_is_every_cell_and_holm_adjusts_each_p(tmp_path):
+    root = make_run(tmp_path, outputs({"en-fr": [0.3, 0.3, 0.3], "fr-en": [0.1, 0.5, 0.7]}), REFS)
+    d = diagnose(root)["forgetting"]
+    cells = [c for ms in d["tasks"].values() for r in ms.values() for c in r["epochs"].values()]
+    assert d["family"]["size"] == len(cells) == 2 * 4 * 2        # 2 tasks × (bleu, chrf, usability, loss) × 2 epochs
+    assert d["family"]["alpha_per_test"] == pytest.approx(0.05 / 16)
+    assert all(c["p_adjusted"] >= c["p_value"] for c in cells)
+    ranked = sorted(cells, key=lambda c: c["p_value"])
+    assert ranked[0]["p_adjusted"] == pytest.approx(min(1.0, 16 * ranked[0]["p_value"]))
+    assert all(c["status"] in ("forgotten", "underpowered", "pass") for c in cells)
+    assert d["tasks"]["fr-en"]["bleu"]["epochs"]["2"]["status"] == "forgotten"
+
+
+def test_power_section_states_the_mde_before_training(tmp_path):
+    from harness.diagnose import power_lines
+
+    root = make_run(tmp_path, outputs({"en-fr": [0.3, 0.3], "fr-en": [0.3, 0.3]}), REFS)
+    p = diagnose(root)["power"]
+    row = p["tasks"]["en-fr"]["bleu"]
+    assert row["n"] == 60 and row["mde_unpaired"] > 1.0
+    # SE shrinks as 1/sqrt(n): the items needed bring the MDE to the threshold
+    assert row["items_needed_unpaired"] == pytest.approx(60 * row["mde_unpaired"] ** 2, rel=0.01)
+    lines = power_lines(p)
+    assert len(lines) == 2 and lines[0].startswith("power: en-fr (60 items) can see drops of bleu ≥ ")
+
+
+def test_checkpoint_tie_set_recommendation_and_stability(tmp_path):
+    # en-fr improves at epoch 1 and stays there; fr-en is ruined from epoch 2 on
+    root = make_run(tmp_path, outputs({"en-fr": [0.6, 0.2, 0.2], "fr-en": [0.1, 0.1, 0.8]}), REFS,
+                    best_metric="en-fr/bleu")
+    d = diagnose(root)
+    c = d["checkpoint"]
+    assert c["metric"] == "en-fr/bleu" and c["best_epoch"] in (1, 2)
+    assert c["tie_set"] == [1, 2] and 0 not in c["tie_set"]      # epoch 0 is far worse, 1 and 2 are noise apart
+    assert 2 in c["forgotten_epochs"] and c["recommended"] == 1
+    assert 0.0 < c["stability"] < 1.0
+    assert c["verdict"]["status"] == "pass" and c["verdict"]["summary"].startswith("keep epoch 1")
+
+
+def test_item_changes_count_each_item_and_list_regressions(tmp_path):
+    root = make_run(tmp_path, outputs({"en-fr": [0.0, 0.0], "fr-en": [0.0, 0.5]}), REFS)
+    ch = diagnose(root)["changes"]["tasks"]
+    untouched = ch["en-fr"]["1"]["vs_base"]["bleu"]
+    assert untouched == {"improved": 0, "worsened": 0, "unchanged": 60}
+    hurt = ch["fr-en"]["1"]["vs_base"]["bleu"]
+    assert hurt["worsened"] > 10 and hurt["improved"] == 0 and sum(hurt.values()) == 60
+    regs = ch["fr-en"]["1"]["regressions"]
+    assert len(regs) == 5 and regs[0]["drop"] >= regs[-1]["drop"] > 0
+    assert regs[0]["base_output"] == regs[0]["reference"] != regs[0]["output"]
