@@ -210,6 +210,8 @@ def _render(run_root: Path, console) -> None:
 def _summary(results: dict, console) -> None:
     from rich.table import Table
 
+    from harness.diagnose import power_lines
+
     for model in results["models"]:
         table = Table(title=f"{model['name']}", show_lines=False)
         table.add_column("epoch", justify="right")
@@ -233,7 +235,11 @@ def _summary(results: dict, console) -> None:
             v = (model.get(section) or {}).get("verdict")
             if v:
                 console.print(f"{section}: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
-        for name, diag in (model.get("diagnostics") or {}).items():
+        diagnostics = model.get("diagnostics") or {}
+        if not any(e["epoch"] > 0 for e in model["epochs"]):   # grade-only: what its test sets can see
+            for line in power_lines(diagnostics.get("power") or {}):
+                console.print(line, markup=False)
+        for name, diag in diagnostics.items():
             v = (diag or {}).get("verdict")
             if v and v["status"] != "skipped":   # grade-only runs: no epochs to compare, nothing to say
                 console.print(f"{name}: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
