@@ -204,6 +204,28 @@ def test_forgetting_budget_exceeded(tmp_path):
     assert parse_junit(junit).get("failures") == "2"
 
 
+def test_paired_gates_share_one_false_alarm_rate(tmp_path):
+    """Holm over every gate that ran a paired test: each decides on its adjusted p, the raw one is kept."""
+    from harness.stats.family import holm
+
+    root = training_run(tmp_path / "run", forget=0.35, gates=[
+        {"task": "fr-en", "metric": "bleu", "max_drop_from_base": 2},
+        {"task": "fr-en", "metric": "chrf", "max_drop_from_base": 0},
+        {"task": "en-fr", "metric": "bleu", "max_drop_from_base": 0},
+        {"task": "fr-en", "metric": "usability", "max_drop_from_base": 0},
+    ])
+    gate(tmp_path, root)
+    gates = verdicts_of(root)["gates"]
+    tested = [g for g in gates if g["mode"] == "paired-test"]
+    assert len(tested) == 4
+    assert [g["p_adjusted"] for g in tested] == pytest.approx(holm([g["p_value"] for g in tested]))
+    assert all(g["p_adjusted"] >= g["p_value"] for g in tested)
+    assert "Holm-adjusted over 4 gate tests" in tested[0]["message"]
+    usab = next(g for g in tested if g["metric"] == "usability")
+    assert usab["test"] == "one-sided exact McNemar"
+    assert not gates[0]["passed"] and gates[2]["passed"]       # fr-en forgotten, en-fr (trained) improved
+
+
 def test_regression_gate_without_baseline_is_skipped(tmp_path):
     root = training_run(tmp_path / "run", gates=[{"task": "en-fr", "metric": "bleu", "min": 10,
                                                   "max_drop_from_baseline": 1}])
