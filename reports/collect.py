@@ -479,7 +479,7 @@ def interval_kind(series: list[Series], task: str, metric: str) -> dict:
     for s in series:
         for e in s.epochs:
             rec = graded_metric(e, task, metric)
-            if rec is not None:
+            if rec is not None and rec.get("ci"):
                 methods.add(str(rec.get("ci_method") or ""))
                 deffs.append(num(rec.get("design_effect")))
     found = [d for d in deffs if d is not None]

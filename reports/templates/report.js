@@ -159,10 +159,14 @@
     root.scrollIntoView();
     return true;
   }
-  window.addEventListener("hashchange", openFromHash);
-  document.addEventListener("click", function (ev) {   // the same link twice changes no hash
+  window.addEventListener("hashchange", openFromHash);   // back/forward, or a link typed in
+  document.addEventListener("click", function (ev) {
+    // open at once (hashchange comes later, and not at all when the same link is clicked twice)
     var link = ev.target && ev.target.closest ? ev.target.closest("a.sample-link") : null;
-    if (link && link.getAttribute("href") === window.location.hash) { openFromHash(); }
+    if (!link) { return; }
+    ev.preventDefault();
+    window.location.hash = link.getAttribute("href");
+    openFromHash();
   });
   var sortable = root.querySelectorAll("th.sortable");
   for (var k = 0; k < sortable.length; k++) {
