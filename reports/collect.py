@@ -358,7 +358,8 @@ def verdicts(s: Series) -> list[dict]:
     if isinstance(diag.get("checkpoint"), dict):   # the checkpoint to keep sits beside the verdicts it weighs
         out.insert(2, {"name": "checkpoint", **verdict(diag["checkpoint"])})
     for name, section in diag.items():
-        if name not in ("forgetting", "inflection", "checkpoint") and isinstance(section, dict) and "verdict" in section:
+        shown = name in ("forgetting", "inflection", "checkpoint")
+        if not shown and isinstance(section, dict) and "verdict" in section:
             out.append({"name": str(name), **verdict(section)})
     provenance = predictions_provenance(s)
     if provenance:

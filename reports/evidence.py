@@ -38,7 +38,8 @@ def item_changes(s: Series, link: SampleLink) -> list[dict]:
     previous epoch), McNemar p for rates, and the top regressions, each linked to its sample."""
     out = []
     for task, by_epoch in as_dict(dig(s.model["diagnostics"], "changes").get("tasks")).items():
-        epochs = sorted((as_int(k), v) for k, v in as_dict(by_epoch).items() if as_int(k) is not None and isinstance(v, dict))
+        epochs = sorted((as_int(k), v) for k, v in as_dict(by_epoch).items()
+                        if as_int(k) is not None and isinstance(v, dict))
         if not epochs:
             continue
         metrics: list[str] = []
