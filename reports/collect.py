@@ -76,6 +76,25 @@ def num(x: Any) -> Optional[float]:
     return float(x) if math.isfinite(x) else None
 
 
+def as_int(x: Any) -> Optional[int]:
+    """An integer, or None; epoch keys of JSON objects are strings ("3")."""
+    if isinstance(x, str):
+        return int(x) if x.strip().lstrip("-").isdigit() else None
+    v = num(x)
+    return None if v is None else int(v)
+
+
+def as_dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def dig(x: Any, *keys: str) -> dict:
+    """The dict at x[k1][k2]...; {} where a level is missing or not a dict (an optional section)."""
+    for key in keys:
+        x = as_dict(x).get(key)
+    return as_dict(x)
+
+
 def graded_metric(epoch: EpochRecord, task: str, metric: str) -> Optional[MetricRecord]:
     """The metric's record at one epoch when it was scored there, else None."""
     rec = epoch["tasks"][task]["metrics"].get(metric) if task in epoch["tasks"] else None
@@ -151,7 +170,7 @@ def metric_curve(s: Series, task: str, metric: str, higher: bool) -> Optional[Cu
 def best_and_inflection(s: Series, task: str, metric: str, epochs: list[int],
                         scores: list[Optional[float]], higher: bool) -> tuple[Optional[int], Optional[int]]:
     """From diagnostics.inflection when present; otherwise the best epoch from the scores."""
-    diag = _dig(s.model["diagnostics"], "inflection", "series", f"{task}/{metric}")
+    diag = dig(s.model["diagnostics"], "inflection", "series", f"{task}/{metric}")
     best = diag.get("best_epoch") if isinstance(diag.get("best_epoch"), int) else None
     inflection = diag.get("inflection_epoch") if isinstance(diag.get("inflection_epoch"), int) else None
     if best is None:
@@ -203,7 +222,7 @@ class ForgettingMatrix:
 
 
 def forgetting_matrix(s: Series) -> Optional[ForgettingMatrix]:
-    section = _dig(s.model["diagnostics"], "forgetting")
+    section = dig(s.model["diagnostics"], "forgetting")
     tasks = section.get("tasks") if isinstance(section.get("tasks"), dict) else None
     keys = [(t, m) for t, m in metric_keys([s])]
     graded = sorted({e["epoch"] for e in s.epochs if e["epoch"] > 0})
@@ -336,13 +355,34 @@ def verdicts(s: Series) -> list[dict]:
         {"name": "gates", **verdict(s.results.get("gates"))},
         {"name": "memory fit", **verdict(s.model["memory"])},
     ]
+    if isinstance(diag.get("checkpoint"), dict):   # the checkpoint to keep sits beside the verdicts it weighs
+        out.insert(2, {"name": "checkpoint", **verdict(diag["checkpoint"])})
     for name, section in diag.items():
-        if name not in ("forgetting", "inflection") and isinstance(section, dict) and "verdict" in section:
+        shown = name in ("forgetting", "inflection", "checkpoint")
+        if not shown and isinstance(section, dict) and "verdict" in section:
             out.append({"name": str(name), **verdict(section)})
     provenance = predictions_provenance(s)
     if provenance:
         out.append({"name": "predictions", "status": "warn", "summary": provenance})
     return out
+
+
+def checkpoint_to_keep(s: Series) -> Optional[dict]:
+    """diagnostics.checkpoint for the summary card and its evidence block; None when not run."""
+    c = dig(s.model["diagnostics"], "checkpoint")
+    if not c:
+        return None
+    comparisons = []
+    for ep, row in sorted(as_dict(c.get("comparisons")).items(), key=lambda kv: as_int(kv[0]) or 0):
+        if isinstance(row, dict) and as_int(ep) is not None:
+            comparisons.append({"epoch": as_int(ep), "delta": num(row.get("delta_vs_best")),
+                                "p": num(row.get("p_adjusted")), "p_raw": num(row.get("p_value")),
+                                "test": str(row.get("test") or "")})
+    tie = [e for e in (c.get("tie_set") or []) if as_int(e) is not None]
+    return {"metric": str(c.get("metric") or ""), "best_epoch": as_int(c.get("best_epoch")),
+            "tie_set": tie, "recommended": as_int(c.get("recommended")), "stability": num(c.get("stability")),
+            "forgotten_epochs": [e for e in (c.get("forgotten_epochs") or []) if as_int(e) is not None],
+            "comparisons": comparisons, **verdict(c)}
 
 
 def predictions_provenance(s: Series) -> str:
@@ -400,6 +440,7 @@ def header(s: Series) -> dict:
         "epochs_planned": train_cfg.get("epochs") if isinstance(train_cfg, dict) else None,
         "early_stopped": s.model["early_stopped"],
         "best": s.model["best"],
+        "keep": checkpoint_to_keep(s),
         "verdicts": verdicts(s),
     }
 
@@ -418,16 +459,45 @@ def score_table(series: list[Series]) -> list[dict]:
                 cells.append(None)
                 continue
             best = (max if higher else min)(pts, key=lambda p: p[1])
+            final = graded_metric(next(e for e in s.epochs if e["epoch"] == pts[-1][0]), task, metric)
             cells.append({"base": pts[0][1] if pts[0][0] == 0 else None, "final": pts[-1][1],
-                          "final_epoch": pts[-1][0], "best": best[1], "best_epoch": best[0]})
+                          "final_epoch": pts[-1][0], "best": best[1], "best_epoch": best[0],
+                          "final_ci": interval_text(final)})
         finals = [c["final"] for c in cells if c]
         top = (max if higher else min)(finals) if len(finals) > 1 else None
         for c in cells:
             if c:
                 c["top"] = top is not None and c["final"] == top
         rows.append({"task": task, "metric": metric, "higher": higher, "cells": cells,
-                     "tokenizer": metric_tokenizer(series, task, metric)})
+                     "tokenizer": metric_tokenizer(series, task, metric), **interval_kind(series, task, metric)})
     return rows
+
+
+def interval_kind(series: list[Series], task: str, metric: str) -> dict:
+    """How a metric's intervals were made: `wilson` when any is a Wilson score interval (a rate
+    metric), and the largest design effect over its records (clustered items; None without)."""
+    methods, deffs = set(), []
+    for s in series:
+        for e in s.epochs:
+            rec = graded_metric(e, task, metric)
+            if rec is not None and rec.get("ci"):
+                methods.add(str(rec.get("ci_method") or ""))
+                deffs.append(num(rec.get("design_effect")))
+    found = [d for d in deffs if d is not None]
+    return {"wilson": "wilson" in methods, "design_effect": max(found) if found else None}
+
+
+def interval_text(rec: Optional[MetricRecord]) -> str:
+    """'95% CI [lo, hi], wilson; design effect 1.84' for a cell's title ('' without an interval)."""
+    ci = (rec or {}).get("ci")
+    if not isinstance(ci, list) or len(ci) != 2 or num(ci[0]) is None or num(ci[1]) is None:
+        return ""
+    text = f"CI [{ci[0]:,.2f}, {ci[1]:,.2f}]"
+    if rec.get("ci_method"):
+        text += f", {rec['ci_method']}"
+    if num(rec.get("design_effect")) is not None:
+        text += f"; design effect {rec['design_effect']:.2f}"
+    return text
 
 
 def metric_tokenizer(series: list[Series], task: str, metric: str) -> Optional[str]:
@@ -502,33 +572,27 @@ def suite_texts(series: list[Series]) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------- diagnostics evidence
-def _dict(x: Any) -> dict:
-    return x if isinstance(x, dict) else {}
-
-
-def _dig(x: Any, *keys: str) -> dict:
-    """The dict at x[k1][k2]...; {} where a level is missing or not a dict (an optional section)."""
-    for key in keys:
-        x = _dict(x).get(key)
-    return _dict(x)
-
-
 def diagnostics_evidence(s: Series) -> dict:
     """Tables behind each verdict: forgetting cells, inflection series, audit checks."""
-    diag = _dict(s.model["diagnostics"])
-    f, inf = _dict(diag.get("forgetting")), _dict(diag.get("inflection"))
+    diag = as_dict(s.model["diagnostics"])
+    f, inf = as_dict(diag.get("forgetting")), as_dict(diag.get("inflection"))
+    family = dig(f, "family")
     return {"forgetting": _forgetting_rows(f), "forgetting_test": str(f.get("test") or ""),
-            "confidence": num(f.get("confidence")), "inflection": _inflection_rows(inf),
+            "confidence": num(f.get("confidence")), "power": num(f.get("power")),
+            "family": {"size": as_int(family.get("size")), "method": str(family.get("method") or ""),
+                       "alpha": num(family.get("alpha")), "alpha_per_test": num(family.get("alpha_per_test"))}
+            if family else None,
+            "inflection": _inflection_rows(inf),
             "disagreements": [d for d in inf.get("disagreements") or [] if isinstance(d, dict)],
-            "smoothing": _dig(inf, "smoothing").get("window"), "audit": _audit_rows(_dict(s.model["audit"]))}
+            "smoothing": dig(inf, "smoothing").get("window"), "audit": _audit_rows(as_dict(s.model["audit"]))}
 
 
 def _forgetting_rows(f: dict) -> list[dict]:
     """One row per task/metric: its last graded epoch against epoch 0, with the test; forgotten first."""
     rows = []
-    tasks = _dict(f.get("tasks"))
+    tasks = as_dict(f.get("tasks"))
     for task, metrics in tasks.items():
-        for metric, row in _dict(metrics).items():
+        for metric, row in as_dict(metrics).items():
             cells = _forgetting_cells(tasks, task, metric) or {}
             if not cells or not isinstance(row, dict):
                 continue
@@ -538,17 +602,30 @@ def _forgetting_rows(f: dict) -> list[dict]:
             rows.append({"key": f"{task}/{metric}", "base": num(row.get("base")), "epoch": last_epoch,
                          "score": num(last.get("score")), "delta": num(last.get("delta_vs_base")),
                          "best_so_far": num(last.get("best_so_far")), "best_so_far_epoch": last.get("best_so_far_epoch"),
-                         "lo": num(ci[0]), "hi": num(ci[1]), "p": num(last.get("p_value")),
+                         "lo": num(ci[0]), "hi": num(ci[1]),
+                         # the adjusted p decides the verdict; results without a family keep the raw one
+                         "p": num(last["p_adjusted"]) if "p_adjusted" in last else num(last.get("p_value")),
+                         "p_raw": num(last.get("p_value")), "adjusted": "p_adjusted" in last,
                          "threshold": num(row.get("threshold")), "forgotten": last.get("forgotten"),
+                         "mde": num(last.get("mde")), "items_needed": as_int(last.get("items_needed")),
+                         "n": as_int(row.get("n")), "status": forgetting_status(last),
                          "first_forgotten": min((e for e, c in cells.items() if c.get("forgotten")), default=None)})
-    return sorted(rows, key=lambda r: (not r["forgotten"], r["key"]))
+    return sorted(rows, key=lambda r: (not r["forgotten"], r["status"] != "underpowered", r["key"]))
+
+
+def forgetting_status(cell: dict) -> str:
+    """forgotten | underpowered | pass | untested; results written before `status` say it with `forgotten`."""
+    status = cell.get("status")
+    if status in ("forgotten", "underpowered", "pass", "untested"):
+        return str(status)
+    return {True: "forgotten", False: "pass"}.get(cell.get("forgotten"), "untested")
 
 
 def _inflection_rows(inf: dict) -> list[dict]:
     rows = []
-    for key, sr in _dict(inf.get("series")).items():
+    for key, sr in as_dict(inf.get("series")).items():
         if isinstance(sr, dict):
-            dec = _dict(sr.get("decline"))
+            dec = as_dict(sr.get("decline"))
             rows.append({"key": key, "best": sr.get("best_epoch"), "smoothed_best": sr.get("smoothed_best_epoch"),
                          "inflection": sr.get("inflection_epoch"), "status": str(sr.get("status") or ""),
                          "delta": num(dec.get("delta")), "p": num(dec.get("p_value"))})
@@ -558,7 +635,7 @@ def _inflection_rows(inf: dict) -> list[dict]:
 def _audit_rows(a: dict) -> list[dict]:
     rows = []
     for part in ("labels", "template", "data"):
-        for c in _dict(a.get(part)).get("checks") or []:
+        for c in as_dict(a.get(part)).get("checks") or []:
             if isinstance(c, dict):
                 rows.append({"name": f"{part}.{c.get('name')}", "status": str(c.get("status") or ""),
                              "detail": str(c.get("detail") or ""), "rule": str(c.get("rule") or ""),

@@ -24,12 +24,13 @@ from markupsafe import Markup
 from harness import __version__
 from harness.results import run_state, write_atomic
 from reports import charts
-from reports.collect import (Series, diagnostics_evidence, environment_table, forgetting_matrix, header, higher_is_better,
-                             grading_memory, load_series, loss_curves, memory_breakdown, metric_curve, metric_keys,
-                             score_table, signatures, suite_texts)
+from reports.collect import (Series, checkpoint_to_keep, diagnostics_evidence, environment_table, forgetting_matrix,
+                             grading_memory, header, higher_is_better, interval_kind, load_series, loss_curves,
+                             memory_breakdown, metric_curve, metric_keys, score_table, signatures, suite_texts)
 from reports.data import training_data
+from reports.evidence import item_changes, power_table
 from reports.perf import perf_tables
-from reports.samples import MAX_CHARS, MAX_SAMPLES, sample_sets, script_json
+from reports.samples import MAX_CHARS, MAX_SAMPLES, sample_link, sample_sets, script_json
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -72,7 +73,9 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "metric_charts": _metric_charts(series),
         "points_only": bool(series) and all(len(s.epochs) <= 1 for s in series),
         "forgetting": _forgetting(series),
-        "evidence": [{"label": s.label, **diagnostics_evidence(s)} for s in series],
+        "evidence": [{"label": s.label, **diagnostics_evidence(s), "power_table": power_table(s),
+                      "checkpoint": checkpoint_to_keep(s), "changes": item_changes(s, sample_link(sets, s.label))}
+                     for s in series],
         "memory": _memory(series),
         "data": training_data(series),
         "scores": score_table(series),
@@ -101,7 +104,16 @@ def _environment() -> jinja2.Environment:
     env.filters["count"] = lambda v: "?" if v is None else f"{int(v):,}"
     env.filters["pct"] = lambda v: "?" if v is None else f"{100 * v:.3g}%"
     env.filters["mib"] = lambda v: "–" if v is None else f"{v / 2 ** 20:,.1f} MiB"
+    env.filters["pval"] = _fmt_p
+    env.filters["sig"] = lambda v: "–" if v is None else f"{v:.2g}"
     return env
+
+
+def _fmt_p(p) -> str:
+    """A p-value as the diagnostics print it: '<0.001' below a thousandth, else 3 significant digits."""
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def _fmt_num(v, digits: int = 2) -> str:
@@ -145,7 +157,7 @@ def _metric_charts(series: list[Series]) -> list[dict]:
         curves = [metric_curve(s, task, metric, higher) for s in series]
         curves = [c for c in curves if c is not None]
         if curves:
-            out.append({"task": task, "metric": metric,
+            out.append({"task": task, "metric": metric, **interval_kind(series, task, metric),
                         "svg": Markup(charts.metric_chart(task, metric, higher, curves, f"m{k}-"))})
     return out
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+from urllib.parse import quote
 
 from harness.results import TaskRecord, read_jsonl
 from reports.collect import Series, higher_is_better, num
@@ -38,6 +39,21 @@ def sample_sets(series: list[Series], max_samples: int = MAX_SAMPLES, max_chars:
             if got:
                 sets.append(got)
     return sets
+
+
+def sample_link(sets: list[dict], label: str) -> Callable[[str, int, str, str], Optional[str]]:
+    """(task, epoch, metric, id) -> '#sample=SET/EPOCH/METRIC/ID', the hash at which the page's
+    script opens that item in the sample browser (epoch against epoch 0), or None when the item
+    is not among the embedded rows (capped at max_samples): the link would open nothing."""
+    index = {s["task"]: (k, set(s["ids"]), s["epochs"]) for k, s in enumerate(sets) if s["label"] == label}
+
+    def link(task: str, epoch: int, metric: str, item: str) -> Optional[str]:
+        k, ids, epochs = index.get(task, (None, set(), []))
+        if k is None or item not in ids or epoch not in epochs:
+            return None
+        return f"#sample={k}/{epoch}/{quote(metric, safe='')}/{quote(item, safe='')}"
+
+    return link
 
 
 def _task_set(s: Series, task: str, max_samples: int, max_chars: int) -> Optional[dict]:

@@ -12,6 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+from harness.diagnose import diagnose_model
+from harness.results import load_results, write_json
+from harness.suite import load_suite
 from run_fixtures import damage, make_run, sentences
 
 STEPS_PER_EPOCH = 10          # make_run stores step = epoch * 10
@@ -99,3 +102,26 @@ def _add_sections(record: dict, tasks: tuple[str, ...], epochs: int) -> None:
         "measured": {"torch_peak_allocated": 4.6 * 2 ** 30, "nvml_peak": 5.4 * 2 ** 30},
         "folk_rule_bytes": 17.5 * 270e6, "budget_bytes": 12 * 2 ** 30,
     }
+
+
+def make_diagnosed_run(root: Path, design_effect: Optional[float] = None) -> Path:
+    """A run whose diagnostics come from `harness.diagnose` itself (power, forgetting with its
+    family, checkpoint, item changes): en-fr improves at epoch 1 and holds, fr-en is ruined at
+    epoch 2, so the tie set is {1, 2} and epoch 1 is the checkpoint to keep (as in
+    tests/test_diagnose.py). `design_effect` is stored on fr-en/chrf's records, as a run with
+    `data.cluster` writes it."""
+    refs = {"en-fr": sentences(60, seed=1), "fr-en": sentences(60, seed=2)}
+    rates = {"en-fr": [0.6, 0.2, 0.2], "fr-en": [0.1, 0.1, 0.8]}
+    by_epoch = {ep: {t: damage(refs[t], r[ep], seed=10 * ep + k) for k, (t, r) in enumerate(rates.items())}
+                for ep in range(3)}
+
+    def clustered(results: dict) -> None:
+        for e in results["models"][0]["epochs"]:
+            e["tasks"]["fr-en"]["metrics"]["chrf"]["design_effect"] = design_effect
+
+    make_run(root, by_epoch, refs, best_metric="en-fr/bleu", bootstrap=50,
+             results_hook=clustered if design_effect is not None else None)
+    results, run = load_results(root)
+    diagnose_model(results["models"][0], run, load_suite(root / "suite.yaml"))
+    write_json(run.results_path, results)
+    return root

@@ -1,8 +1,10 @@
 """reports/: render from run directories, sections optional, hostile text escaped, comparison."""
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from harness.results import load_results, read_jsonl, write_json
 from reports import render_report
 from reports.collect import forgetting_matrix, load_series, metric_keys
 from reports.samples import sample_sets, script_json
-from report_fixtures import make_report_run
+from report_fixtures import make_diagnosed_run, make_report_run
 
 HOSTILE = [
     "<script>window.__pwned = 1</script>",
@@ -295,3 +297,166 @@ def test_grading_batch_and_memory_per_epoch_are_shown(tmp_path):
     assert table.count("24 (auto)") == len(load_results(run)[0]["models"][0]["epochs"]) == 3
     assert "3.0 MiB" in table and "4.0 MiB" in table and "5.5 MiB" in table and "–" in table
     assert "bytes of the tensors grading allocates" in html
+
+
+# --------------------------------------------------------------------------- verdicts that state their noise
+def _text(fragment: str) -> str:
+    """What a reader sees: tags dropped, entities decoded, whitespace collapsed."""
+    return re.sub(r"\s+", " ", html_lib.unescape(re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
+def _between(page: str, start: str, end: str) -> str:
+    i = page.index(start)
+    return page[i:page.index(end, i)]
+
+
+@pytest.fixture(scope="module")
+def diagnosed(tmp_path_factory) -> tuple[Path, dict, str]:
+    run = make_diagnosed_run(tmp_path_factory.mktemp("diagnosed") / "run", design_effect=1.84)
+    page = render_report([run]).read_text(encoding="utf-8")
+    return run, load_results(run)[0]["models"][0]["diagnostics"], page
+
+
+def test_checkpoint_to_keep_in_the_summary_and_its_evidence(diagnosed):
+    _, diag, page = diagnosed
+    c = diag["checkpoint"]
+    assert c["tie_set"] == [1, 2] and c["recommended"] == 1 and 0 < c["stability"] < 1   # the fixture's story
+    card = _text(_between(page, '<article class="card"', "</article>"))
+    stability = f"{100 * c['stability']:.3g}%"
+    assert f"keep epoch 1 tie set 1, 2; epoch {c['best_epoch']} is best in {stability} of resamples" in card
+    assert 'href="#checkpoint-0"' in page and 'id="checkpoint-0"' in page
+    # the verdict chip sits with the others, right after forgetting and inflection
+    names = re.findall(r'<span class="vname">([^<]+)</span>', page)
+    assert names[:3] == ["forgetting", "inflection", "checkpoint"]
+    assert 'class="verdict v-pass"><span class="vname">checkpoint</span>' in page
+    block = _text(_between(page, 'id="checkpoint-0"', "What the test sets can see"))
+    assert c["verdict"]["summary"] in block
+    assert "tie set 1, 2" in block and "recommended epoch 1" in block and f"stability {stability}" in block
+    # epoch 0 is far below the best (worse), the other tie-set epoch is not
+    other = 1 if c["best_epoch"] == 2 else 2
+    cmp0, cmp_other = c["comparisons"]["0"], c["comparisons"][str(other)]
+    assert f"0 {cmp0['delta_vs_best']:,.2f} <0.001 worse no" in block
+    p_other = cmp_other["p_adjusted"]
+    p_text = "<0.001" if p_other < 0.001 else f"{p_other:.3g}"
+    forgot = "yes" if other in c["forgotten_epochs"] else "no"
+    assert f"{other} {cmp_other['delta_vs_best']:,.2f} {p_text} tied {forgot}" in block
+
+
+def test_what_the_test_sets_can_see(diagnosed):
+    _, diag, page = diagnosed
+    p = diag["power"]
+    table = _text(_between(page, "<h4>What the test sets can see</h4>", "<h4>Forgetting</h4>"))
+    row = p["tasks"]["en-fr"]["bleu"]
+    assert row["mde_unpaired"] > row["threshold"]                         # 60 items cannot see 1 BLEU
+    assert f"en-fr bleu 60 {row['mde_unpaired']:.2f} 1.00 {row['items_needed_unpaired']:,}" in table
+    blind = sum(r["mde_unpaired"] > r["threshold"] for ms in p["tasks"].values() for r in ms.values())
+    rows = sum(len(ms) for ms in p["tasks"].values())
+    assert f"{blind} of {rows} task × metric pairs cannot see their forgetting threshold" in table
+    assert f"family of {p['family_size']} tests" in table and "80%" in table
+
+
+def test_forgetting_evidence_shows_holm_p_mde_and_underpowered_verdicts(diagnosed, tmp_path):
+    diag, page = diagnosed[1:]
+    run = tmp_path / "run"
+    shutil.copytree(diagnosed[0], run)
+    f = diag["forgetting"]
+    section = _between(page, "<h4>Forgetting</h4>", "<h4>What changed, item by item</h4>")
+    text = _text(section)
+    assert "p (Holm)" in text
+    # fr-en/bleu is forgotten at epoch 2: the threshold and the paired MDE beside the verdict
+    cell, row = f["tasks"]["fr-en"]["bleu"]["epochs"]["2"], f["tasks"]["fr-en"]["bleu"]
+    assert cell["status"] == "forgotten"
+    assert f"{row['threshold']:,.2f} {cell['mde']:,.2f} forgotten since epoch 2" in text
+    # the p column is the Holm-adjusted p, the raw one on hover (both stored; the run's last-epoch
+    # p-values are all 0 or 1 at this size, so two are set apart here)
+    results, _ = load_results(run)
+    last = results["models"][0]["diagnostics"]["forgetting"]["tasks"]["fr-en"]["chrf"]["epochs"]["2"]
+    last.update(p_value=0.0123, p_adjusted=0.0456)
+    write_json(run / "results.json", results)
+    again = render_report([run], tmp_path / "holm.html").read_text(encoding="utf-8")
+    tr = again[again.index("<td>fr-en/chrf</td>"):].split("</tr>")[0]
+    assert 'title="raw p 0.0123">0.0456</td>' in tr
+    # every underpowered row says what it can see and what would fix it, never a bare pass
+    weak = [(k, r["epochs"]["2"]) for t, ms in f["tasks"].items() for k, r in ms.items()
+            if r["epochs"]["2"]["status"] == "underpowered"]
+    assert weak
+    for _, c in weak:
+        assert f"underpowered: sees drops ≥ {c['mde']:,.2f}; {c['items_needed']:,} items needed" in text
+    assert text.count("underpowered: sees drops") == len(weak)
+    fam = f["family"]
+    assert f"({fam['size']} tests), adjusted by Holm's step-down method" in text
+    assert f"alpha/m = {fam['alpha_per_test']:.2g}" in text
+
+
+def test_item_changes_and_regressions_link_to_their_samples(diagnosed):
+    run, diag, page = diagnosed
+    ch = diag["changes"]["tasks"]["fr-en"]["2"]
+    section = _between(page, "<h4>What changed, item by item</h4>", "<h4>Overfitting inflection</h4>")
+    text = _text(section)
+    bleu, prev = ch["vs_base"]["bleu"], ch["vs_previous"]["bleu"]
+    assert bleu["worsened"] > bleu["improved"]
+    assert f"2 epoch 0 ↑{bleu['improved']} ↓{bleu['worsened']} ={bleu['unchanged']}" in text
+    assert f"2 epoch 1 ↑{prev['improved']} ↓{prev['worsened']} ={prev['unchanged']}" in text
+    usability = ch["vs_base"]["usability"]
+    assert "mcnemar_p" in usability and "McNemar" in text
+    # each regression opens its sample: the hash names the set, epoch, metric and id the browser holds
+    reg = ch["regressions"][0]
+    sets = _sample_data(page)["sets"]
+    k = next(i for i, s in enumerate(sets) if s["task"] == "fr-en")
+    href = f"#sample={k}/2/bleu/{reg['id']}"
+    assert f'<a class="sample-link" href="{href}">{reg["id"]}</a>' in section
+    assert reg["id"] in sets[k]["ids"] and 2 in sets[k]["epochs"]
+    assert {m["name"] for m in sets[k]["metrics"]} >= {"bleu"}
+    assert "#sample=" in _parse(page).scripts[1]                   # the page's script reads that hash
+    row = _text(section[section.index(href):].split("</tr>")[0])
+    assert f"{reg['base_score']:,.2f} → {reg['score']:,.2f} {reg['drop']:,.2f}" in row
+    assert reg["output"] in row and reg["base_output"] in row and reg["reference"] in row
+
+
+def test_intervals_say_wilson_and_design_effect(diagnosed):
+    _, _, page = diagnosed
+    scores = _between(page, '<section id="scores">', "</section>")
+    assert 'usability <span class="muted">↑ CI:Wilson</span>' in scores
+    assert "chrf <span class=\"muted\">↑ deff 1.84</span>" in scores        # fr-en/chrf only
+    assert scores.count("deff 1.84") == 1
+    assert re.search(r'title="CI \[[\d.]+, [\d.]+\], wilson"', scores)
+    assert re.search(r'title="CI \[[\d.]+, [\d.]+\], percentile bootstrap; design effect 1.84"', scores)
+    metrics = _between(page, '<section id="metrics">', "</section>")
+    assert metrics.count("interval: Wilson score (a rate)") == 2              # usability of both tasks
+    assert metrics.count("design effect 1.84 (clustered items)") == 1
+
+
+def test_results_without_the_new_sections_still_render(diagnosed, tmp_path):
+    """A results file written before power, family, checkpoint and item changes existed."""
+    run = tmp_path / "old"
+    shutil.copytree(diagnosed[0], run)
+    results, _ = load_results(run)
+    model = results["models"][0]
+    for key in ("power", "checkpoint", "changes"):
+        del model["diagnostics"][key]
+    f = model["diagnostics"]["forgetting"]
+    for key in ("family", "power", "underpowered"):
+        del f[key]
+    for ms in f["tasks"].values():
+        for row in ms.values():
+            for key in ("n", "mde_unpaired", "items_needed_unpaired"):
+                del row[key]
+            for cell in row["epochs"].values():
+                for key in ("p_adjusted", "status", "mde", "items_needed", "se"):
+                    cell.pop(key, None)
+    for e in model["epochs"]:
+        for rec in e["tasks"].values():
+            for m in rec["metrics"].values():
+                for key in ("ci_method", "se", "design_effect"):
+                    m.pop(key, None)
+    write_json(run / "results.json", results)
+    page = render_report([run]).read_text(encoding="utf-8")
+    text = _text(page)
+    assert "checkpoint: not run" in text and "power: not run" in text and "item changes: not run" in text
+    assert '<span class="vname">checkpoint</span>' not in page and "<dt>keep</dt>" not in page
+    forgetting = _text(_between(page, "<h4>Forgetting</h4>", "<h4>What changed"))
+    assert "p (Holm)" not in forgetting and "underpowered" not in forgetting
+    assert "forgotten since epoch 2" in forgetting and "kept" in forgetting
+    raw = f["tasks"]["fr-en"]["bleu"]["epochs"]["2"]["p_value"]
+    assert ("<0.001" if raw < 0.001 else f"{raw:.3g}") in forgetting      # the raw p, the only one there is
+    assert "CI:Wilson" not in page and "deff" not in page and 'class="sample-link"' not in page

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.results import read_jsonl
-from report_fixtures import make_report_run
+from report_fixtures import make_diagnosed_run, make_report_run
 from reports import render_report
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -221,3 +221,29 @@ def test_hostile_report_in_chromium(browser, tmp_path):
     assert browser.js("document.querySelector('.card h3').textContent") == "<img src=x onerror=\"window.__pwned=5\">"
     assert browser.problems() == []
     browser.screenshot(tmp_path / "report-hostile.png")
+
+
+def test_regression_link_opens_its_sample(browser, tmp_path):
+    run = make_diagnosed_run(tmp_path / "run")
+    browser.open(render_report([run]))
+    link = browser.js("(function () { var a = document.querySelector('a.sample-link'); "
+                      "return {href: a.getAttribute('href'), id: a.textContent}; })()")
+    _, _, _, item = link["href"].split("/", 3)
+    assert item == link["id"]
+    _set(browser, "s-filter", "value", "no such text", "input")          # a filter in place is set aside
+    assert _visible(browser) == 0
+    browser.js("document.querySelector('a.sample-link').click()")
+    root = "document.getElementById('sample-browser')"
+    assert browser.js(f"{root}.getAttribute('data-focus')") == link["id"]
+    assert _visible(browser) == 1
+    assert browser.js("document.querySelector('#s-rows tr').getAttribute('data-id')") == link["id"]
+    assert browser.js("document.querySelector('#s-rows tr').classList.contains('focus')")
+    set_index, epoch, metric = link["href"][len("#sample="):].split("/")[:3]
+    assert browser.js("document.getElementById('s-set').value") == set_index
+    assert browser.js("document.getElementById('s-head-a').textContent") == f"output @ epoch {epoch}"
+    assert browser.js("document.getElementById('s-head-b').textContent") == "output @ epoch 0"
+    assert browser.js("document.getElementById('s-metric').selectedOptions[0].textContent").startswith(metric)
+    # typing in the filter shows the other rows again
+    _set(browser, "s-filter", "value", "", "input")
+    assert browser.js(f"{root}.getAttribute('data-focus')") == "" and _visible(browser) > 1
+    assert browser.problems() == []

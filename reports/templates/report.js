@@ -13,6 +13,7 @@
              filter: byId("s-filter"), worse: byId("s-worse"), min: byId("s-min"), max: byId("s-max"), count: byId("s-count"), note: byId("s-note"),
              rows: byId("s-rows"), headA: byId("s-head-a"), headB: byId("s-head-b") };
   var sort = { key: "delta", dir: 1 };   // worst change first
+  var focus = null;   // an item opened from a link (#sample=SET/EPOCH/METRIC/ID), shown alone until a filter changes
 
   function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
   function option(select, value, text) {
@@ -62,9 +63,13 @@
       var sa = scores ? scores[a][i] : null, sb = scores ? scores[b][i] : null;
       var delta = sa === null || sb === null ? null : sa - sb;
       var gain = delta === null ? null : (metric.higher ? delta : -delta);
-      if (ui.worse.checked && !(gain !== null && gain < 0)) { continue; }
-      if ((lo !== null && !(sa !== null && sa >= lo)) || (hi !== null && !(sa !== null && sa <= hi))) { continue; }
-      if (!matches(s, i, a, b, needle)) { continue; }
+      if (focus !== null) {
+        if (String(s.ids[i]) !== focus) { continue; }
+      } else {
+        if (ui.worse.checked && !(gain !== null && gain < 0)) { continue; }
+        if ((lo !== null && !(sa !== null && sa >= lo)) || (hi !== null && !(sa !== null && sa <= hi))) { continue; }
+        if (!matches(s, i, a, b, needle)) { continue; }
+      }
       out.push({ i: i, id: String(s.ids[i]), a: sa, b: sb, delta: delta, gain: gain });
     }
     var key = sort.key === "delta" ? "gain" : sort.key, dir = sort.dir;
@@ -96,6 +101,7 @@
       var tr = document.createElement("tr");
       tr.setAttribute("data-id", r.id);
       if (s.cut_by_length[a][r.i]) { tr.className = "length"; }
+      if (r.id === focus) { tr.className += " focus"; }
       cell(tr, r.id);
       cell(tr, s.source[r.i], "txt");
       cell(tr, s.reference[r.i], "txt");
@@ -120,14 +126,48 @@
       if (key === "a") { th.textContent = "score @" + s.epochs[a]; }
       if (key === "b") { th.textContent = "score @" + s.epochs[b]; }
     }
-    ui.count.textContent = rows.length + " of " + s.ids.length + " shown";
+    ui.count.textContent = rows.length + " of " + s.ids.length + " shown" +
+      (focus !== null ? " (item " + focus + ", opened from a link: change a filter to see the others)" : "");
     root.setAttribute("data-visible", String(rows.length));
+    root.setAttribute("data-focus", focus === null ? "" : focus);
     root.setAttribute("data-ready", "1");
   }
 
-  ui.set.addEventListener("change", function () { fillSetControls(); render(); });
-  [ui.metric, ui.a, ui.b, ui.worse].forEach(function (el) { el.addEventListener("change", render); });
-  [ui.filter, ui.min, ui.max].forEach(function (el) { el.addEventListener("input", render); });
+  function unfocus() { focus = null; }
+  ui.set.addEventListener("change", function () { unfocus(); fillSetControls(); render(); });
+  [ui.metric, ui.a, ui.b].forEach(function (el) { el.addEventListener("change", render); });
+  ui.worse.addEventListener("change", function () { unfocus(); render(); });
+  [ui.filter, ui.min, ui.max].forEach(function (el) { el.addEventListener("input", function () { unfocus(); render(); }); });
+
+  // Links from the diagnostics' top regressions: #sample=SET/EPOCH/METRIC/ID opens that item,
+  // the given epoch against epoch 0, on that metric.
+  function openFromHash() {
+    var m = /^#sample=(\d+)\/(\d+)\/([^\/]*)\/(.+)$/.exec(window.location.hash);
+    if (!m || !sets[Number(m[1])]) { return false; }
+    var s = sets[Number(m[1])], id, metric;
+    try { id = decodeURIComponent(m[4]); metric = decodeURIComponent(m[3]); } catch (e) { return false; }
+    if (s.ids.indexOf(id) < 0) { return false; }
+    ui.set.value = m[1];
+    fillSetControls();
+    s.metrics.forEach(function (x, i) { if (x.name === metric) { ui.metric.value = String(i); } });
+    var a = s.epochs.indexOf(Number(m[2]));
+    if (a >= 0) { ui.a.value = String(a); }
+    ui.b.value = String(Math.max(0, s.epochs.indexOf(0)));
+    ui.filter.value = ""; ui.min.value = ""; ui.max.value = ""; ui.worse.checked = false;
+    focus = id;
+    render();
+    root.scrollIntoView();
+    return true;
+  }
+  window.addEventListener("hashchange", openFromHash);   // back/forward, or a link typed in
+  document.addEventListener("click", function (ev) {
+    // open at once (hashchange comes later, and not at all when the same link is clicked twice)
+    var link = ev.target && ev.target.closest ? ev.target.closest("a.sample-link") : null;
+    if (!link) { return; }
+    ev.preventDefault();
+    window.location.hash = link.getAttribute("href");
+    openFromHash();
+  });
   var sortable = root.querySelectorAll("th.sortable");
   for (var k = 0; k < sortable.length; k++) {
     sortable[k].addEventListener("click", function (ev) {
@@ -138,4 +178,5 @@
   }
   fillSetControls();
   render();
+  openFromHash();
 })();
