@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from harness.grade import metric_options
-from harness.metrics import metric_for
+from harness.metrics import metric_family, metric_for
 from harness.metrics.base import Metric
 from harness.metrics.bootstrap import paired_bootstrap
 from harness.results import EpochRecord, ModelRecord, RunDir, TaskRecord, read_jsonl, sample_stats
@@ -311,18 +311,10 @@ def inflection(record: ModelRecord, items: _ItemStats, suite: Suite) -> dict:
         section["verdict"] = {"status": "pass", "summary": "no metric peaked and then fell significantly "
                                                            "while training loss kept falling"}
     primary = {t.name: t.metrics[0] for t in suite.tasks if t.metrics}
-    headline = [d for d in section["disagreements"] if primary.get(d["task"]) in (d["metric"], _family(d["metric"]))]
+    headline = [d for d in section["disagreements"] if primary.get(d["task"]) in (d["metric"], metric_family(d["metric"]))]
     if headline:
         d = headline[0]
         section["verdict"]["summary"] += (f"; best epoch by {d['task']} validation loss is {d['loss_best_epoch']}, "
                                           f"by {d['metric']} {d['metric_best_epoch']}")
     return section
 
-
-def _family(result_name: str) -> str:
-    """The suite metric a stored result belongs to (rouge1 → rouge, json_valid → json_validity)."""
-    if result_name.startswith("rouge"):
-        return "rouge"
-    if result_name.startswith("json_"):
-        return "json_validity"
-    return result_name
