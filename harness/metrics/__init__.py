@@ -40,11 +40,6 @@ METRICS: dict[str, type[Metric]] = {
 }
 
 
-def metric_names() -> list[str]:
-    """The names a suite's `tasks[].metrics` accepts, in catalogue order."""
-    return list(METRICS)
-
-
 def generates(metrics: list[str]) -> bool:
     """Whether grading these suite metrics generates text (else it only scores references)."""
     return any(METRICS[m].needs == "output" for m in metrics if m in METRICS)
@@ -116,6 +111,5 @@ def metric_for(result_name: str, options: Union[MetricOptions, dict, None] = Non
     raise KeyError(f"unknown metric {result_name!r}")
 
 
-__all__ = ["METRICS", "MetricOptions", "build_metrics", "metric_for", "metric_family", "metric_names",
-           "generates", "scores_likelihood", "options_for", "metric_options_from", "GradedItem", "Metric",
-           "MeanMetric"]
+__all__ = ["METRICS", "MetricOptions", "build_metrics", "metric_for", "metric_family", "generates",
+           "scores_likelihood", "options_for", "metric_options_from", "GradedItem", "Metric", "MeanMetric"]
