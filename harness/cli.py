@@ -34,6 +34,8 @@ class _ModelArg(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from harness.backends import BACKENDS   # the backend table: names only, no backend module is imported
+
     p = argparse.ArgumentParser(prog="harness", description="Evaluate and diagnose fine-tuning of small LMs.")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary (for CI)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -61,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--adapter", dest="models", action=_ModelArg,
                     help="PEFT adapter directory applied to the preceding --model")
     gr.add_argument("--predictions", type=Path, help="JSONL of {task, id, output[, reference]}; no model loaded")
-    gr.add_argument("--backend", choices=["transformers", "vllm", "openai"],
+    gr.add_argument("--backend", choices=list(BACKENDS),
                     help="default: the suite's grading.backend (transformers unless set)")
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
     gr.add_argument("--allow-partial", action="store_true",
@@ -122,7 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _models_from_args(args, suite):
+def _models_from_args(args, suite, remote: bool = False):
+    """The models to grade: --model/--adapter, else the suite's. `remote`: a server serves them by
+    name (backend openai), so a name is not checked as a local directory or hub id."""
     from harness.suite import ModelSpec, SuiteError, model_dir_problem, model_source_problem
 
     if not args.models:
@@ -133,7 +137,7 @@ def _models_from_args(args, suite):
                              f"one --adapter per --model")
     specs = []
     for path, adapter in args.models:
-        problem = None if args.backend == "openai" else model_source_problem(path)
+        problem = None if remote else model_source_problem(path)
         if problem:
             raise SuiteError(f"--model {path}: {problem}")
         if adapter is not None and model_dir_problem(adapter, adapter=True):
@@ -376,9 +380,12 @@ def grade(args, out: Output) -> int:
     args.backend = args.backend or suite.grading.backend
     if args.predictions is None and not args.models and not suite.models:
         raise SuiteError(f"{args.suite}: nothing to grade: give --model or --predictions")
-    _check_backend(args)
-    models = [] if args.predictions is not None and not args.models else _models_from_args(args, suite)
-    if args.backend != "openai":     # for openai the model is whatever the server serves under that name
+    if args.predictions is not None and not args.models:   # no model, so no backend is started
+        models, remote = [], False
+    else:
+        remote = _check_backend(args).remote
+        models = _models_from_args(args, suite, remote)
+    if not remote:     # a remote model is whatever the server serves under that name
         if args.models:
             check_runs_here(suite, models, cuda=False, train=False)
         elif args.predictions is None:   # the suite's own models are graded
@@ -411,18 +418,20 @@ def data(args, out: Output) -> int:
     return data_check(args.target, args.tokenizer, args.max_seq_len, args.json, out.console, out.log)
 
 
-def _check_backend(args) -> None:
-    """What the chosen backend needs, before any run directory exists."""
-    import importlib.util
-
+def _check_backend(args):
+    """The chosen backend's class, after checking what it needs, before any run directory exists."""
+    from harness.backends import BACKENDS, backend_class
     from harness.suite import SuiteError
 
-    if args.backend == "openai" and not (args.endpoint or os.environ.get("OPENAI_BASE_URL")):
-        raise SuiteError("backend openai needs --endpoint URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:8000")
-    if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise SuiteError("backend vllm is not installed: pip install 'harness[vllm]' (needs CUDA)")
-    if args.endpoint and args.backend != "openai":
-        raise SuiteError(f"--endpoint is for --backend openai (the backend is {args.backend})")
+    cls = backend_class(args.backend)
+    if cls.remote and not (args.endpoint or os.environ.get("OPENAI_BASE_URL")):
+        raise SuiteError(f"backend {args.backend} needs --endpoint URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:8000")
+    if cls.unavailable():
+        raise SuiteError(cls.unavailable())
+    if args.endpoint and not cls.remote:
+        remote = [name for name in BACKENDS if backend_class(name).remote]
+        raise SuiteError(f"--endpoint is for --backend {' or '.join(remote)} (the backend is {args.backend})")
+    return cls
 
 
 COMMANDS: dict[str, Callable[[Any, Output], int]] = {

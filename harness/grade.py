@@ -16,8 +16,7 @@ from typing import Callable, Optional, Sequence
 from harness.backends.base import Backend, Generation
 from harness.data import DataError, Example, load_rows
 from harness.errors import UserError
-from harness.metric_options import MetricOptions, metric_options_from
-from harness.metrics import build_metrics
+from harness.metrics import MetricOptions, build_metrics, metric_options_from
 from harness.metrics.base import GradedItem, Metric, signed
 from harness.metrics.language import TaskLanguage, options_for_language, task_language
 from harness.out_of_memory import call_halving_batch

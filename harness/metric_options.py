@@ -1,13 +1,13 @@
 """Metric options as one typed model per metric, validated when the suite loads.
 
-A task's `metric_options: {rouge: {tokenizer: char}}` becomes `MetricOptions(rouge=RougeOptions(...))`
-inside the suite (harness/suite.py), so a misspelt option or a bad value is a one-line error
-naming the suite file, line and field ("did you mean ...") before anything runs. The metric
-factories (harness/metrics/__init__.py REGISTRY) take these typed objects; given a plain dict
-(tests, readers of a stored suite) they validate it through `options_for` first, with the
+A metric class names its model (`options = RougeOptions`); the catalogue (harness/metrics/__init__.py
+`METRICS`) derives from those the suite's `MetricOptions`, so a task's `metric_options: {rouge:
+{tokenizer: char}}` becomes `MetricOptions(rouge=RougeOptions(...))` and a misspelt option or a bad
+value is a one-line error naming the suite file, line and field ("did you mean ...") before anything
+runs. Given a plain dict (tests, readers of a stored suite), `validate_options` checks it with the
 metric's name in the message.
 
-Only pydantic is imported here: the suite loads these without loading any metric library.
+Only pydantic is imported here, and no metric name is listed: the models, not which metric uses them.
 """
 from __future__ import annotations
 
@@ -32,11 +32,13 @@ Int = Annotated[int, BeforeValidator(_no_bool)]
 Number = Annotated[float, BeforeValidator(_no_bool)]
 
 
-class _Options(BaseModel):
+class Options(BaseModel):
+    """The base of every metric's options model: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class BleuOptions(_Options):
+class BleuOptions(Options):
     """sacrebleu BLEU arguments (defaults are sacrebleu's)."""
 
     tokenize: Optional[Literal[BLEU_TOKENIZERS]] = Field(None, description="sacrebleu tokenizer; default 13a "
@@ -49,7 +51,7 @@ class BleuOptions(_Options):
     trg_lang: str = ""
 
 
-class ChrfOptions(_Options):
+class ChrfOptions(Options):
     """sacrebleu chrF arguments; word_order 2 gives chrF++."""
 
     char_order: Int = Field(6, ge=1, le=20)
@@ -60,7 +62,7 @@ class ChrfOptions(_Options):
     eps_smoothing: bool = False
 
 
-class TerOptions(_Options):
+class TerOptions(Options):
     """sacrebleu TER arguments."""
 
     normalized: bool = False
@@ -69,7 +71,7 @@ class TerOptions(_Options):
     case_sensitive: bool = False
 
 
-class RougeOptions(_Options):
+class RougeOptions(Options):
     tokenizer: Literal["default", "char"] = Field("default", description="char: one token per CJK character.")
     use_stemmer: bool = Field(False, description="Porter stemming (default tokenizer only).")
 
@@ -80,12 +82,12 @@ class RougeOptions(_Options):
         return self
 
 
-class ExactMatchOptions(_Options):
+class ExactMatchOptions(Options):
     mode: Literal["text", "number"] = "text"
     tol: Number = Field(1e-6, ge=0, description="Absolute tolerance in mode number.")
 
 
-class JsonValidityOptions(_Options):
+class JsonValidityOptions(Options):
     accept: Literal["object", "fenced", "any"] = "object"
     max_chars: Int = Field(100_000, ge=1, description="Longer outputs are invalid.")
     schema_: Optional[Union[dict[str, Any], bool]] = Field(
@@ -107,40 +109,20 @@ class JsonValidityOptions(_Options):
         return v
 
 
-class NoOptions(_Options):
-    """Perplexity and usability take no options."""
+class NoOptions(Options):
+    """This metric takes no options."""
 
 
-OPTION_MODELS: dict[str, type[_Options]] = {
-    "bleu": BleuOptions, "chrf": ChrfOptions, "ter": TerOptions, "perplexity": NoOptions,
-    "usability": NoOptions, "json_validity": JsonValidityOptions, "rouge": RougeOptions,
-    "exact_match": ExactMatchOptions,
-}
-
-
-class MetricOptions(_Options):
-    """A task's `metric_options`: one typed entry per metric (unset: the metric's defaults)."""
-
-    bleu: Optional[BleuOptions] = None
-    chrf: Optional[ChrfOptions] = None
-    ter: Optional[TerOptions] = None
-    perplexity: Optional[NoOptions] = None
-    usability: Optional[NoOptions] = None
-    json_validity: Optional[JsonValidityOptions] = None
-    rouge: Optional[RougeOptions] = None
-    exact_match: Optional[ExactMatchOptions] = None
+class MetricOptionsBase(Options):
+    """What the catalogue's `MetricOptions` (one optional field per metric) does besides its fields."""
 
     @model_serializer(mode="wrap")
     def _only_set(self, handler):
-        """Stored suites list only the metrics given options, not eight empty entries."""
+        """Stored suites list only the metrics given options, not one empty entry per metric."""
         return {k: v for k, v in handler(self).items() if v is not None}
 
-    def of(self, metric: str) -> _Options:
-        """The options of one metric (its defaults when unset)."""
-        return getattr(self, metric, None) or OPTION_MODELS[metric]()
 
-
-def _message(metric: str, model: type[_Options], e: ValidationError) -> str:
+def _message(metric: str, model: type[Options], e: ValidationError) -> str:
     err = e.errors()[0]
     field = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
@@ -154,22 +136,11 @@ def _message(metric: str, model: type[_Options], e: ValidationError) -> str:
     return f"{metric}: {field + ': ' if field else ''}{msg} (got {err.get('input')!r})"
 
 
-def options_for(metric: str, options: Union[_Options, dict, None]) -> _Options:
-    """`options` as the metric's typed model; a dict is validated (ValueError naming the metric)."""
-    model = OPTION_MODELS[metric]
+def validate_options(metric: str, model: type[Options], options: Union[Options, dict, None]) -> Options:
+    """`options` as `model`; a dict is validated (ValueError naming the metric)."""
     if isinstance(options, model):
         return options
     try:
         return model.model_validate(dict(options or {}))
     except ValidationError as e:
         raise ValueError(_message(metric, model, e)) from None
-
-
-def metric_options_from(raw: Union[MetricOptions, dict, None]) -> MetricOptions:
-    """A whole `metric_options` mapping (typed already, or a dict such as a stored suite's)."""
-    if isinstance(raw, MetricOptions):
-        return raw
-    unknown = [k for k in (raw or {}) if k not in OPTION_MODELS]
-    if unknown:
-        raise ValueError(f"metric_options: unknown metric {unknown[0]!r}; known: {', '.join(OPTION_MODELS)}")
-    return MetricOptions(**{k: options_for(k, v) for k, v in (raw or {}).items()})

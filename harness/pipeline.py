@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness import __version__
+from harness.backends import backend_class
 from harness.builtin import resolve_model_path
 from harness.data import DataError, load_training_rows
 from harness.errors import DoesNotFit, UserError
@@ -351,7 +352,8 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
         strategy_of(dist.deepspeed, dist.fsdp)[0] in WEIGHTS_SHARDED
     # grading: sharded: every rank answers 1/N of the items (full weights on every rank only)
     sharded = procs.distributed and dist is not None and dist.grading == "sharded" and not gathered
-    vllm = _vllm_grader(suite, spec, model) if suite.grading.backend == "vllm" and procs.is_main else None
+    vllm = _vllm_grader(suite, spec, model) if backend_class(suite.grading.backend).sleeps_during_training \
+        and procs.is_main else None
     backend = vllm or (TransformersBackend(model, tokenizer) if procs.is_main or sharded else None)
     if sharded and vllm is None:
         backend = ShardedBackend(backend, procs)
@@ -467,12 +469,11 @@ def _train_one(suite: Suite, spec: ModelSpec, model, tokenizer, tokenized, tasks
 
 
 def _vllm_grader(suite: Suite, spec: ModelSpec, model):
-    """The one vLLM engine that grades every epoch of this model, started on the weights the
+    """The one engine (vLLM) that grades every epoch of this model, started on the weights the
     trainer loaded (as TRL's colocated mode does, from `model.name_or_path`)."""
-    from harness.backends.vllm_backend import VLLMBackend
-
-    return VLLMBackend.for_training(spec, model.name_or_path, suite.train.method, suite.train.lora.r,
-                                    suite.grading.gpu_memory_utilization)
+    engine = backend_class(suite.grading.backend)
+    return engine.for_training(spec, model.name_or_path, suite.train.method, suite.train.lora.r,
+                               suite.grading.gpu_memory_utilization)
 
 
 # --------------------------------------------------------------------------- audit only
@@ -502,8 +503,6 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                  endpoint: Optional[str] = None, allow_partial: bool = False,
                  overwrite: bool = False, bars: Progress = OFF) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
-    from harness.backends import backend_class
-
     plan_run_dir(suite, run_dir, overwrite)
     tasks = load_tasks(suite)
     preds = load_predictions(predictions, tasks, allow_partial) if predictions is not None else None
@@ -525,24 +524,22 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                                                 predictions=preds))
             record["best"] = _best(record, default_best_metric(suite, tasks))
             save()
+        cls = backend_class(backend_name) if models else None
         shared = None   # vllm: one engine for every checkpoint and adapter of the run
-        if backend_name == "vllm" and models:
-            from harness.backends.vllm_backend import VLLMBackend
-
-            shared = VLLMBackend.for_models([(s, resolve_model_path(s.path, log=log)) for s in models])
+        if cls is not None and cls.serves_many_checkpoints:
+            shared = cls.for_models([(s, resolve_model_path(s.path, log=log)) for s in models])
         for spec in models:
-            cls = backend_class(backend_name)
             path = resolve_model_path(spec.path, log=log)
             if shared:
                 backend = shared
                 backend.select(path, spec.adapter)
-            elif backend_name == "openai":
+            elif cls.remote:
                 backend = cls.from_spec(spec, path, endpoint=endpoint)
             else:
                 backend = cls.from_spec(spec, path)
             record = model_record(spec.name, spec.path, spec.adapter, parameters=getattr(backend, "parameters", None))
             results["models"].append(record)
-            er = _grade_checkpoint(suite, spec, path, backend, backend_name, tasks, run, log, bars)
+            er = _grade_checkpoint(suite, spec, path, backend, cls, tasks, run, log, bars)
             record["epochs"].append(er)
             record["best"] = _best(record, default_best_metric(suite, tasks))
             save()
@@ -556,13 +553,13 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
     return results, run
 
 
-def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend_name: str,
+def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend_type: type,
                       tasks: list[LoadedTask], run: RunDir, log: Log, bars: Progress = OFF) -> dict:
     """One model graded as epoch 0: the auto grading batch chosen for it, its grading peak measured
     (transformers backend; a server's memory is not ours to measure)."""
     from harness import memory
 
-    if backend_name != "transformers":
+    if not backend_type.measures_grading_memory:
         return grade_epoch(backend, with_grading_batch(tasks, AUTO_GRADING_BATCH_BOUND), suite.bootstrap, run,
                            spec.name, 0, progress=log if bars.mode == "off" else None, bars=bars)
     grading = memory.grading_estimate(suite, spec, path, backend.tokenizer, backend.device)

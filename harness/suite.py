@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 from harness.errors import SuiteError  # noqa: F401  (imported from here too)
-from harness.metric_options import MetricOptions
+from harness.metrics import METRICS, MetricOptions, build_metrics
 from harness.suite_checks import (  # noqa: F401  (re-exported: the CLI and pipeline import them from here)
     check_runs_here, hub_offline_problem, looks_local, model_dir_problem, model_source_problem, read_json_schema,
 )
@@ -200,9 +200,10 @@ class TrainSpec(_Strict):
 
 
 # -------------------------------------------------------------------------- tasks
-METRIC_NAMES = (
-    "bleu", "chrf", "ter", "perplexity", "usability", "json_validity", "rouge", "exact_match",
-)
+
+def _metric_names_schema(schema: dict) -> None:
+    """The JSON Schema's enum of metric names, from the catalogue when the schema is made."""
+    schema["items"]["enum"] = list(METRICS)
 
 
 # generation.batch_size: auto on CPU, or without a memory budget for a grading-only job (docs/memory.md)
@@ -234,7 +235,8 @@ class GenerationSpec(_Strict):
 class TaskSpec(_Strict):
     name: str = Field(..., description="Task name, e.g. 'en-fr'; used as the results key.")
     data: DataSpec
-    metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "perplexity", "usability"])
+    metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "perplexity", "usability"],
+                               json_schema_extra=lambda schema: _metric_names_schema(schema))
     metric_options: MetricOptions = Field(
         default_factory=MetricOptions, description="Per-metric options, e.g. {bleu: {tokenize: zh}, rouge: "
         "{tokenizer: char}}; one typed model per metric (harness/metric_options.py); unset, BLEU/TER/ROUGE "
@@ -246,12 +248,12 @@ class TaskSpec(_Strict):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
-        for m in v:
-            if m not in METRIC_NAMES:
-                hint = difflib.get_close_matches(m, METRIC_NAMES, n=1)
+        for m in v:   # the catalogue (harness/metrics/__init__.py), read now: a metric added to it is known
+            if m not in METRICS:
+                hint = difflib.get_close_matches(m, list(METRICS), n=1)
                 raise ValueError(
                     f"unknown metric {m!r}"
-                    + (f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(METRIC_NAMES)}")
+                    + (f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(METRICS)}")
                 )
         return v
 
@@ -450,8 +452,6 @@ def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> N
     es = suite.train.early_stopping if suite.train else None
     if es is None:
         return
-    from harness.metrics import build_metrics
-
     loc = ("train", "early_stopping", "metric")
     where = f"{file}:{lines[loc]}" if loc in lines else file
     task, _, metric = es.metric.partition("/")

@@ -5,6 +5,7 @@ import importlib.util
 
 import pytest
 
+from harness.metrics import metric_options_from
 from harness.metrics.language import (MissingDependency, TaskLanguage, detect_language, options_for_language,
                                       require_tokenizer, script_shares, task_language)
 
@@ -96,4 +97,4 @@ def test_missing_mecab_is_one_line_naming_the_extra(monkeypatch):
 
 def _set_options(given, metrics, lang) -> dict:
     """The options the language adds or the suite gave, as the suite would write them."""
-    return options_for_language(given, metrics, lang).model_dump(exclude_unset=True)
+    return options_for_language(metric_options_from(given), metrics, lang).model_dump(exclude_unset=True)

@@ -4,10 +4,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness.metrics import build_metrics, metric_for
-from harness.metric_options import (
-    BleuOptions, ExactMatchOptions, MetricOptions, RougeOptions, metric_options_from, options_for,
-)
+from harness.metric_options import BleuOptions, ExactMatchOptions, RougeOptions
+from harness.metrics import MetricOptions, build_metrics, metric_for, metric_options_from, options_for
 from harness.suite import SuiteError, dump_suite, parse_suite
 
 SUITE = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from rouge_score.rouge_scorer import RougeScorer
 
-from harness.metrics import build_metrics, metric_for
+from harness.metrics import MetricOptions, build_metrics, metric_for
 from harness.metrics.base import GradedItem
 from harness.metrics.rouge import CharTokenizer, rouge
 
@@ -159,7 +159,7 @@ class IndependentChars:
 
 def language_rouge(pairs, direction=None):
     lang = task_language(direction, [r for _, r in pairs])
-    return build_metrics(["rouge"], options_for_language({}, ["rouge"], lang))
+    return build_metrics(["rouge"], options_for_language(MetricOptions(), ["rouge"], lang))
 
 
 @pytest.mark.parametrize("pairs", [ZH6, JA4, MIXED], ids=["zh", "ja", "mixed"])

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness.metrics import build_metrics
+from harness.metrics import MetricOptions, build_metrics
 from harness.metrics.base import GradedItem
 from harness.metrics.language import options_for_language, task_language
 from harness.metrics.perplexity import perplexity
@@ -94,7 +94,7 @@ KO4 = [
 def language_scores(pairs, direction=None):
     """Harness scores with the options grading derives from the task's language (nothing set by hand)."""
     lang = task_language(direction, [r for _, r in pairs])
-    return harness_scores(pairs, options_for_language({}, ["bleu", "chrf", "ter"], lang))
+    return harness_scores(pairs, options_for_language(MetricOptions(), ["bleu", "chrf", "ter"], lang))
 
 
 @pytest.mark.parametrize("pairs, direction, tok, module", [

@@ -1,7 +1,15 @@
-"""Generation backends, found by name. Heavy ones import their library on first use."""
+"""Generation backends: one visible table from the name (`harness grade --backend`, `grading.backend`)
+to the class, imported when chosen (transformers_backend imports torch).
+
+What a backend can do is on its class (base.py `Capabilities`: remote, serves_many_checkpoints,
+sleeps_during_training, measures_grading_memory, unavailable); the CLI and the pipeline read those,
+never the name. Heavy libraries (vLLM, the openai client) are imported on first use, so a class's
+capabilities are read without them. Add a backend: a module with a class that inherits
+`Capabilities` and provides `Backend`'s methods and `from_spec`, and one line here.
+"""
 from __future__ import annotations
 
-from harness.backends.base import Backend, Generation
+from harness.backends.base import Backend, Capabilities, Generation
 
 BACKENDS = {
     "transformers": "harness.backends.transformers_backend:TransformersBackend",
@@ -10,7 +18,7 @@ BACKENDS = {
 }
 
 
-def backend_class(name: str):
+def backend_class(name: str) -> type[Capabilities]:
     import importlib
 
     if name not in BACKENDS:
@@ -19,4 +27,4 @@ def backend_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["Backend", "Generation", "BACKENDS", "backend_class"]
+__all__ = ["Backend", "Capabilities", "Generation", "BACKENDS", "backend_class"]

@@ -17,6 +17,25 @@ class Generation:
     prompt_tokens: int = 0
 
 
+class Capabilities:
+    """What a backend class can do, read by the CLI and the pipeline instead of its name.
+
+    Class attributes only, so they are read without starting the backend or importing its library
+    (vLLM, the openai client). A backend class inherits these defaults and overrides what differs.
+    """
+
+    remote = False                    # a server answers under a model name: no local weights to check,
+                                      # an endpoint needed (`from_spec(..., endpoint=)`)
+    serves_many_checkpoints = False   # one engine grades every model of a run (`for_models`, `select`)
+    sleeps_during_training = False    # grades each epoch beside the trainer on its own engine (`for_training`)
+    measures_grading_memory = False   # runs in this process: its grading batch is planned and its peak measured
+
+    @classmethod
+    def unavailable(cls) -> Optional[str]:
+        """Why this backend cannot run here (its library is not installed, and how to install it), or None."""
+        return None
+
+
 class Backend(Protocol):
     name: str
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from harness.backends.base import Generation
+from harness.backends.base import Capabilities, Generation
 from harness.data import Example
 from harness.errors import UserError
 from harness.suite import GenerationSpec, ModelSpec
@@ -43,9 +43,10 @@ def _client_module():
     return openai
 
 
-class OpenAIBackend:
+class OpenAIBackend(Capabilities):
     name = "openai"
     parameters = None
+    remote = True
 
     def __init__(self, endpoint: str, model: str, api_key: Optional[str] = None, timeout: float = 120.0,
                  max_retries: int = 4, concurrency: int = DEFAULT_CONCURRENCY,

@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from harness.backends.base import Generation
+from harness.backends.base import Capabilities, Generation
 from harness.backends.scoring import SCORE_CHUNK_BYTES, lm_parts, scored_nll
 from harness.chat import IGNORE_INDEX, end_of_turn_ids, prompt_ids, tokenize_conversation
 from harness.data import Example
@@ -60,9 +60,10 @@ def parameter_summary(model) -> dict:
             "adapter": bool(adapter)}
 
 
-class TransformersBackend:
+class TransformersBackend(Capabilities):
     name = "transformers"
     parameters = None
+    measures_grading_memory = True
 
     def __init__(self, model, tokenizer, device: Optional[str] = None):
         self.model, self.tokenizer = model, tokenizer

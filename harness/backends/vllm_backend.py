@@ -29,7 +29,7 @@ import json
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from harness.backends.base import Generation
+from harness.backends.base import Capabilities, Generation
 from harness.chat import end_of_turn_ids, prompt_ids, tokenize_conversation
 from harness.data import Example
 from harness.errors import UserError
@@ -37,6 +37,7 @@ from harness.suite import GenerationSpec, ModelSpec
 
 # vLLM accepts these values for max_lora_rank (EngineArgs); an adapter's r is rounded up.
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+NOT_INSTALLED = "backend vllm is not installed: pip install 'harness[vllm]' (needs CUDA)"
 
 
 def import_vllm():
@@ -47,7 +48,7 @@ def import_vllm():
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
     except ImportError:
-        raise UserError("backend vllm is not installed: pip install 'harness[vllm]' (needs CUDA)") from None
+        raise UserError(NOT_INSTALLED) from None
     return SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams, LoRARequest=LoRARequest)
 
 
@@ -60,9 +61,16 @@ def adapter_rank(adapter_dir: str) -> int:
     return int(json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["r"])
 
 
-class VLLMBackend:
+class VLLMBackend(Capabilities):
     name = "vllm"
     parameters = None
+    serves_many_checkpoints = sleeps_during_training = True
+
+    @classmethod
+    def unavailable(cls) -> Optional[str]:
+        import importlib.util
+
+        return None if importlib.util.find_spec("vllm") else NOT_INSTALLED
 
     def __init__(self, path: str, dtype: str = "auto", enable_lora: bool = False, max_lora_rank: int = 16,
                  quantization: Optional[str] = None, gpu_memory_utilization: float = 0.9,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from harness.diagnose.evidence import LOSS, ItemStats, fmt_p, series_keys, value
+from harness.metrics import metric_family
 from harness.results import ModelRecord
 from harness.suite import Suite
 
@@ -103,18 +104,9 @@ def inflection(record: ModelRecord, items: ItemStats, suite: Suite) -> dict:
         section["verdict"] = {"status": "pass", "summary": "no metric peaked and then fell significantly "
                                                            "while training loss kept falling"}
     primary = {t.name: t.metrics[0] for t in suite.tasks if t.metrics}
-    headline = [d for d in section["disagreements"] if primary.get(d["task"]) in (d["metric"], _family(d["metric"]))]
+    headline = [d for d in section["disagreements"] if primary.get(d["task"]) in (d["metric"], metric_family(d["metric"]))]
     if headline:
         d = headline[0]
         section["verdict"]["summary"] += (f"; best epoch by {d['task']} validation loss is {d['loss_best_epoch']}, "
                                           f"by {d['metric']} {d['metric_best_epoch']}")
     return section
-
-
-def _family(result_name: str) -> str:
-    """The suite metric a stored result belongs to (rouge1 → rouge, json_valid → json_validity)."""
-    if result_name.startswith("rouge"):
-        return "rouge"
-    if result_name.startswith("json_"):
-        return "json_validity"
-    return result_name

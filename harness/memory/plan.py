@@ -8,6 +8,7 @@ from typing import Any, Optional
 from harness.memory.configs import Inventory, ModelConfig, load_model_config, model_inventory
 from harness.memory.lengths import _data_aware
 from harness.memory.units import DTYPE_NAMES
+from harness.metrics import generates, scores_likelihood
 
 
 @dataclass
@@ -178,9 +179,6 @@ def _trainable_dtype(plan: TrainPlan) -> str:
     return plan.weight_dtype if plan.method == "full" else "fp32"
 
 
-_GENERATION_METRICS = {"bleu", "chrf", "ter", "usability", "json_validity", "rouge", "exact_match"}
-
-
 def _trl_has_fused_lm_head() -> bool:
     """TRL ≥ 1.x computes the SFT loss with a chunked LM head (no batch × seq × vocab logits).
 
@@ -257,10 +255,10 @@ def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cud
         plan.eval_batch_size = plan.eval_batch_fixed = suite.memory.eval_batch_size
         plan.eval_batch_auto = False
     plan.eval_new_tokens = max((task.generation.max_new_tokens for task in suite.tasks), default=0)
-    plan.eval_generates = any(set(task.metrics) & _GENERATION_METRICS for task in suite.tasks)
+    plan.eval_generates = any(generates(task.metrics) for task in suite.tasks)
     sampled = [task.generation for task in suite.tasks if task.generation.do_sample]
     plan.eval_sampling = ("sample_top_p" if any(g.top_p < 1 for g in sampled) else "sample") if sampled else "greedy"
-    plan.eval_scores = any("perplexity" in task.metrics for task in suite.tasks)
+    plan.eval_scores = any(scores_likelihood(task.metrics) for task in suite.tasks)
     cap = t.max_seq_len if t is not None else 512
     plan.eval_prompt_len = plan.eval_score_len = cap
     plan.eval_length_source = "max_seq_len (grading data not read)"

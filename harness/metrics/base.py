@@ -7,9 +7,11 @@ the run directory alone: resample rows of the statistics matrix, aggregate again
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import ClassVar, Optional, Sequence
 
 import numpy as np
+
+from harness.metric_options import NoOptions, Options
 
 
 @dataclass
@@ -27,12 +29,28 @@ class GradedItem:
 
 
 class Metric:
-    """A metric with one job. Subclasses set `name`, `higher_is_better`, `needs`."""
+    """A metric with one job. Subclasses set `name`, `higher_is_better`, `needs`.
+
+    A class listed in the catalogue (harness/metrics/__init__.py `METRICS`) also says what the
+    rest of the harness derives from it: its typed `options` model, the `results` it stores, and
+    `from_options`, which makes its metric objects from those options.
+    """
 
     name: str = ""
     higher_is_better: bool = True
     needs: str = "output"  # "output" (generated text) or "likelihood" (nll_sum/n_tokens)
     rate: bool = False     # per-item value is 0 or 1: Wilson intervals, exact McNemar (harness/stats/rates.py)
+    options: ClassVar[type[Options]] = NoOptions   # its entry in a task's `metric_options`
+    results: ClassVar[tuple[str, ...]] = ()         # names it stores in results.json, when not only `name`
+
+    @classmethod
+    def result_names(cls) -> tuple[str, ...]:
+        return cls.results or (cls.name,)
+
+    @classmethod
+    def from_options(cls, options: Options) -> list["Metric"]:
+        """The metric objects a task grades with, from its typed options (ROUGE makes three)."""
+        return [cls()]
 
     def stats(self, items: Sequence[GradedItem]) -> np.ndarray:
         """(n_items, k) per-sample sufficient statistics."""

@@ -25,7 +25,7 @@ import unicodedata
 from typing import Optional, Sequence
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metric_options import ExactMatchOptions, options_for
+from harness.metric_options import ExactMatchOptions, validate_options
 
 MODES = ("text", "number")
 DEFAULT_TOL = 1e-6
@@ -52,11 +52,15 @@ def extract_number(text: Optional[str]) -> Optional[float]:
 
 
 class ExactMatch(MeanMetric):
-    name = "exact_match"
+    name, options = "exact_match", ExactMatchOptions
     rate = True
 
     def __init__(self, mode: str = "text", tol: float = DEFAULT_TOL):
         self.mode, self.tol = mode, tol
+
+    @classmethod
+    def from_options(cls, options: ExactMatchOptions) -> list[Metric]:
+        return [cls(options.mode, float(options.tol))]
 
     def _compare(self, item: GradedItem) -> tuple[bool, dict]:
         """(match, details for a mismatch)."""
@@ -93,5 +97,4 @@ def _jsonable(x: Optional[float]):
 
 
 def exact_match(options: ExactMatchOptions | dict) -> list[Metric]:
-    opts = options_for("exact_match", options)
-    return [ExactMatch(opts.mode, float(opts.tol))]
+    return ExactMatch.from_options(validate_options("exact_match", ExactMatchOptions, options))

@@ -32,11 +32,8 @@ import hashlib
 import json
 from typing import Any, Optional, Sequence
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
-
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metric_options import JsonValidityOptions, options_for
+from harness.metric_options import JsonValidityOptions, validate_options
 
 ACCEPT = ("object", "fenced", "any")
 DEFAULT_MAX_CHARS = 100_000
@@ -109,11 +106,21 @@ def extract_json(text: Optional[str], accept: str = "object", max_chars: int = D
     return value, None
 
 
-class _JsonMetric(MeanMetric):
+class JsonValidity(MeanMetric):
+    """The suite's json_validity: json_valid, and json_schema_valid when the task has a schema."""
+
+    options, results = JsonValidityOptions, ("json_valid", "json_schema_valid")
     rate = True
 
     def __init__(self, accept: str, max_chars: int):
         self.accept, self.max_chars = accept, max_chars
+
+    @classmethod
+    def from_options(cls, options: JsonValidityOptions) -> list[Metric]:
+        metrics: list[Metric] = [JsonValid(options.accept, options.max_chars)]
+        if options.schema_ is not None:
+            metrics.append(JsonSchemaValid(options.accept, options.max_chars, options.schema_))
+        return metrics
 
     def error(self, item: GradedItem) -> Optional[dict]:
         """None when the sample passes, else its details dict."""
@@ -126,7 +133,7 @@ class _JsonMetric(MeanMetric):
         return [self.error(it) or {} for it in items]
 
 
-class JsonValid(_JsonMetric):
+class JsonValid(JsonValidity):
     name = "json_valid"
 
     def error(self, item: GradedItem) -> Optional[dict]:
@@ -137,10 +144,15 @@ class JsonValid(_JsonMetric):
         return f"json_valid|accept:{self.accept}|max_chars:{self.max_chars}|parser:strict"
 
 
-class JsonSchemaValid(_JsonMetric):
+class JsonSchemaValid(JsonValidity):
     name = "json_schema_valid"
 
     def __init__(self, accept: str, max_chars: int, schema: dict):
+        # jsonschema loads when a schema is graded, not with the catalogue (and so the suite)
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError, best_match
+
+        self.best_match = best_match
         super().__init__(accept, max_chars)
         try:
             Draft202012Validator.check_schema(schema)
@@ -155,7 +167,7 @@ class JsonSchemaValid(_JsonMetric):
         if err:
             return {"error": err}
         try:
-            found = best_match(self.validator.iter_errors(value))
+            found = self.best_match(self.validator.iter_errors(value))
         except RecursionError:
             return {"error": "nesting too deep to validate"}
         if found is None:
@@ -168,8 +180,4 @@ class JsonSchemaValid(_JsonMetric):
 
 
 def json_validity(options: JsonValidityOptions | dict) -> list[Metric]:
-    opts = options_for("json_validity", options)
-    metrics: list[Metric] = [JsonValid(opts.accept, opts.max_chars)]
-    if opts.schema_ is not None:
-        metrics.append(JsonSchemaValid(opts.accept, opts.max_chars, opts.schema_))
-    return metrics
+    return JsonValidity.from_options(validate_options("json_validity", JsonValidityOptions, options))

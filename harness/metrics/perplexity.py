@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.metrics.base import GradedItem, Metric
-from harness.metric_options import NoOptions, options_for
+from harness.metric_options import NoOptions, validate_options
 
 
 class Perplexity(Metric):
@@ -30,5 +30,4 @@ class Perplexity(Metric):
 
 
 def perplexity(options: NoOptions | dict) -> list[Metric]:
-    options_for("perplexity", options)
-    return [Perplexity()]
+    return Perplexity.from_options(validate_options("perplexity", NoOptions, options))

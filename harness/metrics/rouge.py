@@ -40,12 +40,10 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import unicodedata
-from rouge_score.rouge_scorer import RougeScorer
-from rouge_score.tokenizers import DefaultTokenizer
 
 from harness.errors import UserError
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metric_options import RougeOptions, options_for
+from harness.metric_options import RougeOptions, validate_options
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 TOKENIZERS = ("default", "char")
@@ -81,6 +79,8 @@ def _version() -> str:
 
 def kept_share(references: list[str], tokenizer: str) -> float | None:
     """Share of the references' letters/digits that survive tokenization (None: no letters)."""
+    from rouge_score.tokenizers import DefaultTokenizer
+
     tok = CharTokenizer() if tokenizer == "char" else DefaultTokenizer(use_stemmer=False)
     total = kept = 0
     for ref in references:   # the text as the tokenizer sees it: char normalises with NFKC, default does not
@@ -91,7 +91,12 @@ def kept_share(references: list[str], tokenizer: str) -> float | None:
 
 
 class Rouge(MeanMetric):
+    options, results = RougeOptions, ROUGE_TYPES
+
     def __init__(self, rouge_type: str, tokenizer: str = "default", use_stemmer: bool = False):
+        # rouge-score (and nltk under it, ~1 s) loads when a metric is made, not with the catalogue
+        from rouge_score.rouge_scorer import RougeScorer
+
         self.name = rouge_type
         self.tokenizer, self.use_stemmer = tokenizer, use_stemmer
         self.scorer = RougeScorer(
@@ -116,6 +121,10 @@ class Rouge(MeanMetric):
                 f"|score:F|agg:mean-of-samples|rouge-score:{_version()}")
 
 
+    @classmethod
+    def from_options(cls, options: RougeOptions) -> list[Metric]:
+        return [cls(t, options.tokenizer, options.use_stemmer) for t in ROUGE_TYPES]
+
+
 def rouge(options: RougeOptions | dict) -> list[Metric]:
-    opts = options_for("rouge", options)
-    return [Rouge(t, opts.tokenizer, opts.use_stemmer) for t in ROUGE_TYPES]
+    return Rouge.from_options(validate_options("rouge", RougeOptions, options))

@@ -10,16 +10,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sacrebleu.metrics import BLEU, CHRF, TER
 
 from harness.metrics.base import GradedItem, Metric
-from harness.metric_options import BleuOptions, ChrfOptions, TerOptions, options_for
+from harness.metric_options import BleuOptions, ChrfOptions, TerOptions, validate_options
 from harness.metrics.language import require_tokenizer
 
 
 class _Sacrebleu(Metric):
-    def __init__(self, impl, name: str, higher_is_better: bool = True):
-        self.impl, self.name, self.higher_is_better = impl, name, higher_is_better
+    def __init__(self, impl):
+        self.impl = impl
 
     def stats(self, items: Sequence[GradedItem]) -> np.ndarray:
         hyps = [it.output or "" for it in items]
@@ -43,16 +42,46 @@ class _Sacrebleu(Metric):
             return str(self.impl.get_signature())
 
 
+# sacrebleu is imported when a metric is made, not when the catalogue (and so the suite) loads.
+class Bleu(_Sacrebleu):
+    name, options = "bleu", BleuOptions
+
+    @classmethod
+    def from_options(cls, options: BleuOptions) -> list[Metric]:
+        from sacrebleu.metrics import BLEU
+
+        if options.tokenize is not None:
+            require_tokenizer(options.tokenize)   # ja-mecab / ko-mecab: their optional packages, one clear line
+        return [cls(BLEU(**options.model_dump()))]
+
+
+class Chrf(_Sacrebleu):
+    name, options = "chrf", ChrfOptions
+
+    @classmethod
+    def from_options(cls, options: ChrfOptions) -> list[Metric]:
+        from sacrebleu.metrics import CHRF
+
+        return [cls(CHRF(**options.model_dump()))]
+
+
+class Ter(_Sacrebleu):
+    name, options, higher_is_better = "ter", TerOptions, False
+
+    @classmethod
+    def from_options(cls, options: TerOptions) -> list[Metric]:
+        from sacrebleu.metrics import TER
+
+        return [cls(TER(**options.model_dump()))]
+
+
 def bleu(options: BleuOptions | dict) -> list[Metric]:
-    opts = options_for("bleu", options)
-    if opts.tokenize is not None:
-        require_tokenizer(opts.tokenize)   # ja-mecab / ko-mecab: their optional packages, one clear line
-    return [_Sacrebleu(BLEU(**opts.model_dump()), "bleu")]
+    return Bleu.from_options(validate_options("bleu", BleuOptions, options))
 
 
 def chrf(options: ChrfOptions | dict) -> list[Metric]:
-    return [_Sacrebleu(CHRF(**options_for("chrf", options).model_dump()), "chrf")]
+    return Chrf.from_options(validate_options("chrf", ChrfOptions, options))
 
 
 def ter(options: TerOptions | dict) -> list[Metric]:
-    return [_Sacrebleu(TER(**options_for("ter", options).model_dump()), "ter", higher_is_better=False)]
+    return Ter.from_options(validate_options("ter", TerOptions, options))

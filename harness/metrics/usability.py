@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Sequence
 
 from harness.metrics.base import GradedItem, MeanMetric, Metric
-from harness.metric_options import NoOptions, options_for
+from harness.metric_options import NoOptions, validate_options
 
 MIN_REPEATS = 4
 MAX_REPEAT_SHARE = 0.5
@@ -61,5 +61,4 @@ class Usability(MeanMetric):
 
 
 def usability(options: NoOptions | dict) -> list[Metric]:
-    options_for("usability", options)
-    return [Usability()]
+    return Usability.from_options(validate_options("usability", NoOptions, options))
