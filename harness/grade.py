@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Backend, Generation
-from harness.data import DataError, Example, load_rows
-from harness.errors import UserError
+from harness.data import load_rows
+from harness.errors import DataError, UserError
+from harness.messages import Example
 from harness.metric_options import MetricOptions, metric_options_from
 from harness.metrics import build_metrics
 from harness.metrics.base import GradedItem, Metric, signed
@@ -25,7 +26,8 @@ from harness.out_of_memory import call_halving_batch
 from harness.progress import OFF, Progress, ProgressBar
 from harness.results import (EpochRecord, MetricRecord, RunDir, TaskRecord, epoch_record, metric_record,
                              task_record, write_jsonl)
-from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec, read_json_schema
+from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec
+from harness.suite_checks import read_json_schema
 
 
 @dataclass

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import DataError
 from harness.dataprep.normalise import conversation_key, normalise_messages
 from harness.dataprep.recipe import RecipeError, parse_recipe
 from harness.dataprep.rows import read_pool
+from harness.errors import DataError
 
 
 def _jsonl(path: Path, rows: list) -> Path:

@@ -14,7 +14,7 @@ import torch
 from harness.backends.base import Generation
 from harness.backends.scoring import SCORE_CHUNK_BYTES, lm_parts, scored_nll
 from harness.chat import IGNORE_INDEX, end_of_turn_ids, prompt_ids, tokenize_conversation
-from harness.data import Example
+from harness.messages import Example
 from harness.suite import GenerationSpec, ModelSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

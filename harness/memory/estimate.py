@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from harness.memory.activations import CHUNK_TOKENS, CHUNK_VOCAB, _layer_no_gc, _walk_train
-from harness.memory.folk_rule import FOLK_RULE_BYTES_PER_PARAM
 from harness.memory.plan import TrainPlan, _trainable_dtype
 from harness.memory.grading import auto_grading_batch, grading_bytes
 from harness.memory.terms import _optimizer, _weights
@@ -15,6 +14,9 @@ from harness.memory.units import BYTES, MiB, _n, fmt_bytes
 # Constants that are not derived from the model (docs/memory.md, "Framework overhead").
 CUDA_CONTEXT_BYTES = 512 * MiB       # CUDA context + cuBLAS/cuDNN handles: NVML sees it, torch does not
 ALLOCATOR_OVERHEAD = 0.08            # caching allocator: block rounding and fragmentation (reserved - allocated)
+# The folk rule (MISSION.md fact 8): bytes per parameter for full fine-tuning with AdamW in mixed
+# precision. Every estimate carries it; folk_rule.py sets it beside the estimate part by part.
+FOLK_RULE_BYTES_PER_PARAM = 17.5
 
 
 TERM_ORDER = ("weights", "master_weights", "gradients", "optimizer", "optimizer_step", "activations",
