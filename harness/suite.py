@@ -15,7 +15,9 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 from harness.errors import SuiteError  # noqa: F401  (imported from here too)
+from harness.files import read_text
 from harness.metric_options import MetricOptions
+from harness.results import safe_name
 from harness.suite_checks import looks_local, model_dir_problem, model_source_problem, read_json_schema
 from harness.yaml_lines import line_map, yaml_load
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -345,8 +347,6 @@ class Suite(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"task names must be unique; repeated: {sorted(dup)}")
-        from harness.results import safe_name
-
         files = [safe_name(n) for n in names]   # sample files are named after tasks
         clash = sorted({n for n, f in zip(names, files) if files.count(f) > 1})
         if clash:
@@ -545,8 +545,6 @@ def _resolve_models(suite: Suite) -> None:
 
 
 def load_suite(path: str | Path) -> Suite:
-    from harness.files import read_text
-
     p = Path(path)
     if not p.exists():
         raise SuiteError(f"{p}: suite file not found")

@@ -27,12 +27,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import Iterable, Optional
 
 from harness.errors import UserError
-
-if TYPE_CHECKING:
-    from harness.metric_options import MetricOptions
+from harness.metric_options import MetricOptions, metric_options_from
 
 # Scripts by code-point range; letters outside these count as "other".
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
@@ -129,8 +127,6 @@ def require_tokenizer(tokenize: str) -> None:
 def options_for_language(options: "MetricOptions | dict", metrics: list[str], lang: TaskLanguage) -> "MetricOptions":
     """The task's metric options with the language's defaults filled in where the suite set none
     (an option the suite set explicitly, even to its default value, is kept)."""
-    from harness.metric_options import metric_options_from
-
     out = metric_options_from(options).model_copy(deep=True)
 
     def default(metric: str, option: str, value) -> None:
