@@ -444,7 +444,7 @@ def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> N
     es = suite.train.early_stopping if suite.train else None
     if es is None:
         return
-    from harness.metrics import build_metrics
+    from harness.metrics import build_metrics   # lazy: the metrics import sacrebleu and rouge (seconds)
 
     loc = ("train", "early_stopping", "metric")
     where = f"{file}:{lines[loc]}" if loc in lines else file

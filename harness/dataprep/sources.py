@@ -43,8 +43,8 @@ def read_source(spec: SourceSpec, recipe: Recipe) -> Iterator[RawRow]:
         elif ".csv" in suffixes[-2:]:
             rows = _csv_rows(path)
         else:
-            # orjson: fast, and it refuses at reading what the orjson-written outputs could not hold
-            # (NaN, lone surrogates).
+            # orjson: fast, and it refuses NaN and lone surrogates, which the build's orjson writer
+            # could not write back as they were read.
             rows = jsonl_rows(path, orjson.loads)
     for n, row in enumerate(rows):
         if spec.limit is not None and n >= spec.limit:
