@@ -25,10 +25,10 @@ from typing import Iterable, Optional
 import numpy as np
 
 from harness.chat import IGNORE_INDEX, TokenizedExample, end_of_turn_ids
-from harness.data import Example
 from harness.dataprep.check import KNOWN_MARKERS
 from harness.dataprep.dedup import NearDuplicateIndex, shingles
 from harness.dataprep.normalise import conversation_key
+from harness.messages import Example
 from harness.suite import Suite
 
 EXAMPLES = 3  # evidence rows kept per check

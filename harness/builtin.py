@@ -24,10 +24,15 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-BUILTIN_PREFIX = "builtin:"
+from harness.builtin_recipes import BUILTIN_PREFIX, RECIPES, TinyRecipe, cache_root, is_builtin
+from harness.chat import IGNORE_INDEX, tokenize_conversation
+from harness.messages import translation_messages
+from harness.suite import DataSpec, SyntheticSource
+from harness.synthetic import translation_rows
+from harness.synthetic.translation import GENERATOR_VERSION
 
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
@@ -38,43 +43,12 @@ CHAT_TEMPLATE = (
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-@dataclass(frozen=True)
-class TinyRecipe:
-    """Everything that determines the built model; its hash names the cache entry."""
-
-    version: str = "1"
-    vocab_size: int = 1024
-    hidden_size: int = 128
-    intermediate_size: int = 384
-    layers: int = 3
-    heads: int = 4
-    kv_heads: int = 2
-    max_positions: int = 256
-    pretrain_pairs: int = 6000
-    pretrain_steps: int = 400
-    batch_size: int = 48
-    lr: float = 3e-3
-    share_en_fr: float = 0.2   # share of en→fr rows in pre-training; the rest is fr→en
-    seed: int = 0
-
-
-RECIPES = {"tiny-translator": TinyRecipe()}
 SHIPPED_ROOT = Path(__file__).resolve().parent / "builtin_models"
 RECIPE_FILE = "recipe.json"
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
-
-
-def is_builtin(path: str) -> bool:
-    return path.startswith(BUILTIN_PREFIX)
-
-
 def recipe_id(name: str) -> str:
     """'g{generator version}-{hash of the recipe}': changes whenever the built model would."""
-    from harness.synthetic.translation import GENERATOR_VERSION
-
     if name not in RECIPES:
         raise ValueError(f"unknown built-in model {name!r}; available: {', '.join(RECIPES)}")
     digest = hashlib.sha1(repr(RECIPES[name]).encode()).hexdigest()[:8]
@@ -157,11 +131,6 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 
 def _pretraining_conversations(recipe: TinyRecipe) -> list[list[dict]]:
-    from harness.data import LANGUAGE_NAMES
-    from harness.suite import DataSpec
-    from harness.suite import SyntheticSource
-    from harness.synthetic import translation_rows
-
     prompt = DataSpec.model_fields["prompt"].default
     rng = random.Random(recipe.seed)
     spec = SyntheticSource(kind="translation", direction="en-fr", split="train",
@@ -169,17 +138,14 @@ def _pretraining_conversations(recipe: TinyRecipe) -> list[list[dict]]:
     convs = []
     for row in translation_rows(spec):
         en, fr = (m["content"] for m in row["messages"])
-        src, tgt, s, t = (en, fr, "en", "fr") if rng.random() < recipe.share_en_fr else (fr, en, "fr", "en")
-        user = prompt.format(src_name=LANGUAGE_NAMES[s], tgt_name=LANGUAGE_NAMES[t], source=src)
-        convs.append([{"role": "user", "content": user}, {"role": "assistant", "content": tgt}])
+        src, tgt, direction = (en, fr, "en-fr") if rng.random() < recipe.share_en_fr else (fr, en, "fr-en")
+        convs.append(translation_messages(prompt, src, tgt, direction))
     return convs
 
 
 def build_tiny_translator(target: Path, recipe: TinyRecipe, log=print) -> Path:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    from harness.chat import IGNORE_INDEX, tokenize_conversation
 
     t0 = time.time()
     torch.manual_seed(recipe.seed)

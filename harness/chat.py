@@ -22,10 +22,6 @@ class TokenizedExample:
     prompt_len: int             # tokens before the last assistant turn (the generation prompt)
     full_length: int = 0        # tokens before truncation
 
-    def as_row(self) -> dict:
-        return {"input_ids": self.input_ids, "labels": self.labels,
-                "assistant_mask": self.assistant_mask, "truncated": self.truncated}
-
 
 def _render_ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:
     out = tokenizer.apply_chat_template(

@@ -127,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
 def _models_from_args(args, suite, remote: bool = False):
     """The models to grade: --model/--adapter, else the suite's. `remote`: a server serves them by
     name (backend openai), so a name is not checked as a local directory or hub id."""
-    from harness.suite import ModelSpec, SuiteError, model_dir_problem, model_source_problem
+    from harness.suite import ModelSpec, SuiteError
+    from harness.suite_checks import model_dir_problem, model_source_problem
 
     if not args.models:
         return list(suite.models)
@@ -374,7 +375,8 @@ def train_and_grade(args, out: Output) -> int:
 
 def grade(args, out: Output) -> int:
     from harness.pipeline import grade_models
-    from harness.suite import SuiteError, check_runs_here
+    from harness.machine_checks import check_runs_here
+    from harness.suite import SuiteError
 
     suite = _load_for_run(args.suite, train=False, check_models=False)
     args.backend = args.backend or suite.grading.backend
@@ -449,7 +451,8 @@ COMMANDS: dict[str, Callable[[Any, Output], int]] = {
 
 def _load_for_run(path: str, train: bool, check_models: bool = True):
     """The suite, checked against this machine (the commands that run here, unlike preflight)."""
-    from harness.suite import check_runs_here, load_suite
+    from harness.machine_checks import check_runs_here
+    from harness.suite import load_suite
 
     suite = load_suite(path)
     _prepare_suite_models(suite)

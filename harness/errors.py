@@ -18,3 +18,7 @@ class DoesNotFit(UserError):
     """The memory preflight says the job cannot fit the budget (exit code 3)."""
 
     exit_code = 3
+
+
+class DataError(UserError, ValueError):
+    """A data problem a user can fix (a data file, a line of it, a recipe); str() is the whole one-line message."""

@@ -28,15 +28,6 @@ def check_file(path: PathLike, what: str, error: type[UserError] = UserError) ->
     return p
 
 
-def check_dir(path: PathLike, what: str, error: type[UserError] = UserError) -> Path:
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise error(f"{p}: {what} is a file, expected a directory")
-    if not p.exists():
-        raise error(f"{p}: {what} not found")
-    return p
-
-
 def check_writable_dir(path: PathLike, what: str, error: type[UserError] = UserError) -> Path:
     """A directory that will be created (or exists): nothing on its way may be a file."""
     p = Path(path)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Backend, Generation
-from harness.data import DataError, Example, load_rows
-from harness.errors import UserError
+from harness.data import load_rows
+from harness.errors import DataError, UserError
+from harness.messages import Example
 from harness.metrics import MetricOptions, build_metrics, metric_options_from
 from harness.metrics.base import GradedItem, Metric, signed
 from harness.metrics.language import TaskLanguage, options_for_language, task_language
@@ -24,7 +25,8 @@ from harness.progress import OFF, Progress, ProgressBar
 from harness.stats.intervals import score_interval
 from harness.results import (EpochRecord, MetricRecord, RunDir, TaskRecord, epoch_record, metric_record,
                              task_record, write_jsonl)
-from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec, read_json_schema
+from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec
+from harness.suite_checks import read_json_schema
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, TypeVar
 
+from harness import memory
 from harness.errors import DoesNotFit
 
 T = TypeVar("T")
@@ -70,8 +71,6 @@ def training_remedy(suite, spec, gpu_memory: Optional[str] = None) -> str:
     low for what the GPU really had free), the target is three quarters of the estimate: the
     first configuration the preflight expects to need 25% less memory.
     """
-    from harness import memory
-
     try:
         r = memory.preflight(suite, spec, gpu_memory)
         steps = r.fix or memory.suggest_fix(r.plan, int(r.estimate.total * 0.75))

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from harness.backends.openai_backend import base_url, served_model
+from harness.builtin import resolve_model_path
 from harness.errors import UserError
+from harness.grade import load_tasks
+from harness.pipeline import environment, new_run_dir
+from harness.results import new_results, write_json
 
 PERF_SCHEMA_VERSION = 1
 PERCENTILES = ("50%", "90%", "95%", "99%")     # EvalScope's row labels that the record keeps
@@ -139,12 +144,6 @@ def perf_suite(suite, endpoint: str, concurrency: tuple[int, ...], requests: int
                run_dir: Optional[str] = None, model: Optional[str] = None, warmup: int = 0,
                log=print):
     """`harness perf`: a run directory whose results.json holds the `perf` section (no models)."""
-    from harness.backends.openai_backend import base_url, served_model
-    from harness.builtin import resolve_model_path
-    from harness.grade import load_tasks
-    from harness.pipeline import environment, new_run_dir
-    from harness.results import new_results, write_json
-
     evalscope_version()                          # missing: one line before any work
     if requests < 1:
         raise PerfError(f"--requests {requests}: give a positive number of requests per concurrency level")

@@ -18,8 +18,8 @@ from typing import Callable, Optional
 from harness import __version__
 from harness.backends import backend_class
 from harness.builtin import resolve_model_path
-from harness.data import DataError, load_training_rows
-from harness.errors import DoesNotFit, UserError
+from harness.data import load_training_rows
+from harness.errors import DataError, DoesNotFit, UserError
 from harness.grade import LoadedTask, grade_epoch, load_tasks, with_grading_batch
 from harness.out_of_memory import GradingOutOfMemory, TrainingOutOfMemory, is_out_of_memory, training_remedy
 from harness.predictions import load_predictions

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.data import DataError, Example, json_object_line
+from harness.errors import DataError
+from harness.files import iter_lines
 from harness.grade import LoadedTask
+from harness.messages import Example, json_object_line
 
 
 def load_predictions(path: Path, tasks: list[LoadedTask], allow_partial: bool = False
@@ -23,8 +25,6 @@ def load_predictions(path: Path, tasks: list[LoadedTask], allow_partial: bool = 
     partial file cannot quietly shrink the test set; an id twice is an error. A `reference`
     field overrides the task data's reference: counted as `references_overridden`.
     """
-    from harness.files import iter_lines
-
     by_task: dict[str, dict[str, dict]] = {t.spec.name: {} for t in tasks}
     first_line: dict[tuple[str, str], int] = {}
     for lineno, line in enumerate(iter_lines(path, "predictions file", DataError), 1):

@@ -28,6 +28,7 @@ from typing import Any, Iterable, NotRequired, Optional, TypedDict
 import numpy as np
 
 from harness.errors import UserError
+from harness.files import read_text
 
 SCHEMA_VERSION = 1
 
@@ -383,8 +384,6 @@ def _process_alive(pid: int, started: Optional[float]) -> bool:
 
 def load_results(path: str | Path) -> tuple[dict, RunDir]:
     """Read results.json (or a run directory holding one); check the schema version."""
-    from harness.files import read_text
-
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import yaml
 
 from harness.errors import UserError
-from harness.results import ResultsError, RunDir, load_results, run_state
+from harness.results import ResultsError, RunDir, load_results, run_state, safe_name
 from harness.suite import Suite, dump_suite
 
 TRAINER_DIR = ".trainer"
@@ -39,8 +39,6 @@ class ResumePoint:
 
 
 def trainer_dir(run: RunDir, model_name: str) -> Path:
-    from harness.results import safe_name
-
     return run.root / TRAINER_DIR / safe_name(model_name)
 
 

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from harness.distributed import launched_world_size
+from harness.errors import UserError
+
 OPTIMIZER_TERMS = ("optimizer", "master_weights", "optimizer_step")
 DIVIDED: dict[str, tuple[str, ...]] = {
     "ddp": (),
@@ -117,8 +120,6 @@ def _device(section: Any) -> Optional[str]:
 
 
 def _read_json(path: Path) -> dict:
-    from harness.errors import UserError
-
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -131,8 +132,6 @@ def sharding_plan(distributed) -> Optional[ShardingPlan]:
     """The suite's `train.distributed` (a DistributedSpec or None) as a plan for the estimate; None
     for a single process with no distributed section. GPUs: num_processes, else the launcher's
     WORLD_SIZE, else the visible GPUs."""
-    from harness.distributed import launched_world_size
-
     gpus = (distributed.num_processes if distributed is not None else None) or launched_world_size()
     if gpus <= 1 and distributed is not None and distributed.num_processes is None:
         try:

@@ -15,14 +15,13 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 from harness.errors import SuiteError  # noqa: F401  (imported from here too)
+from harness.files import read_text
 from harness.metrics import METRICS, MetricOptions, build_metrics
-from harness.suite_checks import (  # noqa: F401  (re-exported: the CLI and pipeline import them from here)
-    check_runs_here, hub_offline_problem, looks_local, model_dir_problem, model_source_problem, read_json_schema,
-)
-from harness.yaml_lines import line_map as _line_map, yaml_load  # noqa: F401  (yaml_load re-exported)
+from harness.results import safe_name
+from harness.suite_checks import looks_local, model_dir_problem, model_source_problem, read_json_schema
+from harness.yaml_lines import line_map, yaml_load
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-SUITE_SCHEMA_VERSION = 1
 MAX_SYNTHETIC_ROWS = 100_000   # a generator makes ~20,000 rows a minute on one core: more is a typo
 DIRECTION = re.compile(r"^[A-Za-z]{2,3}(_[A-Za-z]+)?-[A-Za-z]{2,3}(_[A-Za-z]+)?$")
 PROMPT_FIELDS = ("src_name", "tgt_name", "source")
@@ -354,8 +353,6 @@ class Suite(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"task names must be unique; repeated: {sorted(dup)}")
-        from harness.results import safe_name
-
         files = [safe_name(n) for n in names]   # sample files are named after tasks
         clash = sorted({n for n, f in zip(names, files) if files.count(f) > 1})
         if clash:
@@ -397,7 +394,8 @@ def _unwrap_model(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def _format_error(err: dict, file: str, lines: dict[tuple, int]) -> str:
+def format_validation_error(err: dict, file: str, lines: dict[tuple, int]) -> str:
+    """One pydantic error of a suite-schema model as `file:line: field ...: fix` (gates files use it too)."""
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # pydantic puts union-member names in loc; drop tags that aren't real keys.
     field = ".".join(str(p) for p in loc) or "(top level)"
@@ -435,10 +433,10 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
     try:
         suite = Suite.model_validate({**raw, "base_dir": str(base_dir)})
     except ValidationError as e:
-        lines = _line_map(text)
-        errors = [_format_error(err, file, lines) for err in e.errors()]
+        lines = line_map(text)
+        errors = [format_validation_error(err, file, lines) for err in e.errors()]
         raise SuiteError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
-    lines = _line_map(text)
+    lines = line_map(text)
     suite._file, suite._lines = file, lines
     _check_files(suite, file, lines=lines)
     _check_early_stopping(suite, file, lines=lines)
@@ -551,8 +549,6 @@ def _resolve_models(suite: Suite) -> None:
 
 
 def load_suite(path: str | Path) -> Suite:
-    from harness.files import read_text
-
     p = Path(path)
     if not p.exists():
         raise SuiteError(f"{p}: suite file not found")

@@ -118,16 +118,6 @@ def metric_keys(series: list[Series]) -> list[tuple[str, str]]:
     return keys
 
 
-def task_names(series: list[Series]) -> list[str]:
-    names: list[str] = []
-    for s in series:
-        for e in s.epochs:
-            for t in e["tasks"]:
-                if t not in names:
-                    names.append(t)
-    return names
-
-
 def higher_is_better(series: list[Series], task: str, metric: str) -> bool:
     for s in series:
         for e in s.epochs:

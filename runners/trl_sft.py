@@ -20,8 +20,8 @@ from typing import Callable, Optional
 import torch
 
 from harness.chat import TokenizedExample, tokenize_conversation
-from harness.data import Example
 from harness.errors import UserError
+from harness.messages import Example
 from harness.progress import OFF, Progress
 from harness.suite import ModelSpec, TrainSpec
 

@@ -16,7 +16,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A very small pre-trained Qwen3-style translator (a few seconds to build)."""
-    from harness.builtin import TinyRecipe, build_tiny_translator
+    from harness.builtin import build_tiny_translator
+    from harness.builtin_recipes import TinyRecipe
 
     recipe = TinyRecipe(hidden_size=64, intermediate_size=128, layers=2, heads=2, kv_heads=1,
                         vocab_size=600, pretrain_pairs=800, pretrain_steps=40, batch_size=32)

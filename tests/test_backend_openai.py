@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.backends.openai_backend import EndpointError, OpenAIBackend, base_url
-from harness.data import Example
+from harness.messages import Example
 from harness.suite import GenerationSpec
 from tests.serve_fixtures import free_port, transformers_server
 
@@ -19,8 +19,8 @@ pytest.importorskip("openai", reason="backend openai needs the openai client: pi
 
 
 def _examples(n: int):
+    from harness.messages import Example
     from harness.suite import SyntheticSource
-    from harness.data import Example
     from harness.synthetic import generate_rows   # the suites' own synthetic translation rows
 
     return [Example(**r) for r in generate_rows(SyntheticSource(kind="translation", direction="en-fr", split="val", n=n))]

@@ -8,7 +8,7 @@ import torch
 from harness.backends.transformers_backend import TransformersBackend
 from harness.builtin import train_tokenizer
 from harness.chat import tokenize_conversation
-from harness.data import Example
+from harness.messages import Example
 from harness.suite import GenerationSpec
 
 TEXTS = ["The black cat eats the red apple.", "Le chat noir mange la pomme rouge.",

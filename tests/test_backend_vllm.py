@@ -21,8 +21,8 @@ import pytest
 
 from harness.backends import vllm_backend
 from harness.backends.vllm_backend import VLLMBackend, import_vllm, lora_rank_for
-from harness.data import Example
 from harness.errors import UserError
+from harness.messages import Example
 from harness.results import read_jsonl
 from harness.suite import GenerationSpec, ModelSpec, parse_suite
 

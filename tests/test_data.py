@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import DataError, load_rows
+from harness.data import load_rows
+from harness.errors import DataError
 from harness.suite import DataSpec, parse_suite
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"

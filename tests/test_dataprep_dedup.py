@@ -61,7 +61,7 @@ def test_near_duplicates_over_json_lines_points_at_the_earlier_row():
 def test_audit_leakage_reports_near_copies_of_training_rows():
     """A validation row that is a training row with a word or punctuation changed was 'no overlap'."""
     from harness.audit import data_audit
-    from harness.data import Example
+    from harness.messages import Example
     from harness.suite import parse_suite
 
     suite = parse_suite("name: s\nmodels: [{path: x}]\ntasks: [{name: t, data: {synthetic: {n: 1}}}]\n")

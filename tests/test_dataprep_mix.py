@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.data import DataError
 from harness.dataprep.mix import largest_remainder, mix
 from harness.dataprep.recipe import MixSpec
+from harness.errors import DataError
 
 
 def _sources(order: np.ndarray, sizes: list[int]) -> np.ndarray:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import DataError
 from harness.dataprep.normalise import conversation_key, normalise_messages
 from harness.dataprep.recipe import RecipeError, parse_recipe
 from harness.dataprep.rows import read_pool
+from harness.errors import DataError
 
 
 def _jsonl(path: Path, rows: list) -> Path:
@@ -189,3 +189,32 @@ def test_hub_sources_go_through_datasets_load_dataset(tmp_path, monkeypatch):
     rows, counts = read_pool(recipe.sources[0], 0, recipe)
     assert calls == [("org/set", None, "test", "abc")] and counts.loaded == 1
     assert json.loads(rows.lines[0].as_py())["id"] == "h:0"
+
+
+def test_a_source_is_read_as_the_suite_loader_reads_it_bom_crlf_and_bad_bytes_included(tmp_path):
+    """One reader for JSONL and parallel text: a BOM and CRLF endings are read, a byte that is not
+    UTF-8 is one error naming its line (not a UnicodeDecodeError)."""
+    (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbf" + (json.dumps(_good(0)) + "\r\n").encode())
+    recipe = _recipe(tmp_path, "{name: m, path: m.jsonl}")
+    rows, counts = read_pool(recipe.sources[0], 0, recipe)
+    assert counts.loaded == 1 and _messages(rows.lines)[0][1]["content"] == "answer 0"
+    (tmp_path / "a.en").write_bytes(b"one\ntw\xe9\n")
+    (tmp_path / "a.fr").write_text("un\ndeux\n", encoding="utf-8")
+    recipe = _recipe(tmp_path, "{name: p, parallel: {source: a.en, target: a.fr, direction: en-fr}}", on_error="skip")
+    with pytest.raises(DataError) as err:
+        read_pool(recipe.sources[0], 0, recipe)
+    assert str(err.value) == f"{tmp_path / 'a.en'}:2: not UTF-8 text (byte 0xe9 at column 3): save the file as UTF-8"
+
+
+def test_a_hub_dataset_that_cannot_load_is_one_line(tmp_path, monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'org/set' on the Hub (LocalEntryNotFoundError)\nmore detail")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    recipe = _recipe(tmp_path, "{name: h, hf: {name: org/set}}")
+    with pytest.raises(DataError) as err:
+        read_pool(recipe.sources[0], 0, recipe)
+    assert str(err.value) == ("hf dataset 'org/set': cannot load (Couldn't reach 'org/set' on the Hub "
+                              "(LocalEntryNotFoundError)); offline runs need it in the local datasets cache")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.data import DataError
 from harness.dataprep.recipe import SplitSpec
 from harness.dataprep.split import split, validation_target
+from harness.errors import DataError
 
 
 def _keys(ids) -> np.ndarray:

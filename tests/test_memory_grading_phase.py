@@ -7,7 +7,7 @@ import torch
 
 from harness import memory as M
 from harness.backends.transformers_backend import TransformersBackend
-from harness.data import Example
+from harness.messages import Example
 from harness.suite import GenerationSpec
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import DataError, Example
+from harness.errors import DataError
 from harness.grade import LoadedTask, data_hash
+from harness.messages import Example
 from harness.suite import parse_suite
 
 SUITE = parse_suite("name: p\nmodels: [{path: builtin:tiny-translator}]\n"

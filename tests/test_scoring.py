@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from harness.backends.scoring import chunk_tokens, lm_parts
 from harness.backends.transformers_backend import TransformersBackend
 from harness.chat import IGNORE_INDEX, tokenize_conversation
-from harness.data import Example
+from harness.messages import Example
 from harness.suite import GenerationSpec
 
 SOURCES = ["The black cat eats the red apple.", "A dog.", "Un chien sur la table.",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.data import load_rows
+from harness.messages import Example
 from harness.metrics.language import task_language
 from harness.suite import SyntheticSource, load_suite
-from harness.data import Example
 from harness.synthetic import generate_rows, split_of
 
 from harness.synthetic.chinese import PLACES, SUBJECTS, TIMES, generate_pairs

@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.data import Example, load_rows
+from harness.data import load_rows
+from harness.messages import Example
 from harness.suite import DataSpec, SyntheticSource, load_suite, parse_suite
 from harness.synthetic import GENERATORS, generate_rows, split_of
 

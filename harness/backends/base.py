@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence
 
-from harness.data import Example
+from harness.messages import Example
 from harness.suite import GenerationSpec
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Capabilities, Generation
-from harness.data import Example
 from harness.errors import UserError
+from harness.messages import Example
 from harness.suite import GenerationSpec, ModelSpec
 
 DEFAULT_CONCURRENCY = 16

@@ -12,9 +12,10 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from harness.backends.base import Capabilities, Generation
+from harness.backends.continuous_batching import generate_continuous
 from harness.backends.scoring import SCORE_CHUNK_BYTES, lm_parts, scored_nll
 from harness.chat import IGNORE_INDEX, end_of_turn_ids, prompt_ids, tokenize_conversation
-from harness.data import Example
+from harness.messages import Example
 from harness.suite import GenerationSpec, ModelSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -111,8 +112,6 @@ class TransformersBackend(Capabilities):
         out: list[Optional[Generation]] = [None] * len(prompts)
         pad = self.tokenizer.pad_token_id
         if gen.engine == "continuous":   # transformers' paged continuous batching (see its module)
-            from harness.backends.continuous_batching import generate_continuous
-
             new_ids = generate_continuous(self.model, prompts, gen, self.eot, pad)
             if on_items:   # the engine schedules the whole set at once: done when it returns
                 on_items(len(new_ids))

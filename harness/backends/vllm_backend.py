@@ -31,8 +31,8 @@ from typing import Callable, Optional, Sequence
 
 from harness.backends.base import Capabilities, Generation
 from harness.chat import end_of_turn_ids, prompt_ids, tokenize_conversation
-from harness.data import Example
 from harness.errors import UserError
+from harness.messages import Example
 from harness.suite import GenerationSpec, ModelSpec
 
 # vLLM accepts these values for max_lora_rank (EngineArgs); an adapter's r is rounded up.

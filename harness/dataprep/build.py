@@ -11,13 +11,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from harness.builtin_recipes import cache_root
 from harness.dataprep.dedup import first_occurrence, near_duplicates
 from harness.dataprep.export import sha256_file, write_jsonl, write_parquet_from_jsonl
-from harness.dataprep.manifest import MANIFEST_VERSION, outputs_intact, read_manifest, write_manifest
+from harness.dataprep.manifest import MANIFEST_VERSION, data_record, outputs_intact, read_manifest, write_manifest
 from harness.dataprep.mix import mix
-from harness.dataprep.recipe import Recipe, recipe_hash
+from harness.dataprep.recipe import Recipe, load_recipe, recipe_hash
 from harness.dataprep.rows import Rows, read_pool
 from harness.dataprep.split import split
+from harness.errors import DataError
 
 Log = Callable[[str], None]
 NEAR_EXAMPLES = 20
@@ -171,16 +173,11 @@ def build_or_reuse(recipe: Recipe, out_dir: Path, log: Log = lambda m: None) -> 
 
 def prepared_dir(recipe: Recipe) -> Path:
     """Where a suite's recipe is built: $HARNESS_CACHE/data/NAME-HASH (reused while the hash holds)."""
-    from harness.builtin import cache_root
-
     return cache_root() / "data" / f"{recipe.name}-{recipe_hash(recipe)[:16]}"
 
 
 def prepared_split(recipe_path: Path, split_name: str, log: Log = lambda m: None) -> Path:
     """The JSONL of one split of a recipe, built (or reused) for a suite's `recipe:` data."""
-    from harness.data import DataError
-    from harness.dataprep.recipe import load_recipe
-
     recipe = load_recipe(recipe_path)
     if "jsonl" not in recipe.formats:
         raise DataError(f"{recipe_path}: a suite reads the recipe's JSONL: add jsonl to `formats`")
@@ -191,9 +188,6 @@ def prepared_split(recipe_path: Path, split_name: str, log: Log = lambda m: None
 
 def suite_data_records(suite) -> list[dict]:
     """One record per recipe the suite trains on (manifest hash, counts), for results.json."""
-    from harness.dataprep.manifest import data_record
-    from harness.dataprep.recipe import load_recipe
-
     out = []
     for spec in suite.train.data if suite.train else []:
         if spec.recipe is not None:

@@ -17,11 +17,11 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from harness.data import DataError
 from harness.dataprep.dedup import NearDuplicateIndex, shingles
 from harness.dataprep.normalise import conversation_key, normalise_messages
 from harness.dataprep.recipe import Recipe, SourceSpec
 from harness.dataprep.sources import read_source, to_messages
+from harness.errors import DataError
 
 EXAMPLES = 10
 # Chat-template markers of common model families, checked even when this tokenizer lacks them:

@@ -5,10 +5,15 @@ import json
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness.data import DataError
+from harness.builtin import resolve_model_path
+from harness.data import load_rows
+from harness.dataprep.build import build_dataset
 from harness.dataprep.check import (CheckedRow, Finding, check_rows, exit_code, leakage_findings,
-                                    length_finding, read_checked)
+                                    length_finding, read_checked, read_checked_source)
 from harness.dataprep.normalise import normalise_messages
+from harness.dataprep.recipe import load_recipe
+from harness.errors import DataError
+from harness.suite import load_suite
 
 Log = Callable[[str], None]
 _COLOUR = {"error": "red", "warning": "yellow", "info": "green"}
@@ -16,9 +21,6 @@ _COLOUR = {"error": "red", "warning": "yellow", "info": "green"}
 
 def data_build(recipe_path: str, out: str, console, log: Log) -> int:
     from rich.table import Table
-
-    from harness.dataprep.build import build_dataset
-    from harness.dataprep.recipe import load_recipe
 
     manifest = build_dataset(load_recipe(recipe_path), Path(out), log=log)
     table = Table(title=f"{manifest['recipe']}: rows per source and stage")
@@ -75,9 +77,6 @@ def _is_recipe(path: Path) -> bool:
 
 def _check_recipe(path: Path, tokenizer: Optional[str], max_seq_len: Optional[int]) -> list[Finding]:
     """A recipe's sources, as they are (before `data build` cleans them)."""
-    from harness.dataprep.check import read_checked_source
-    from harness.dataprep.recipe import load_recipe
-
     recipe = load_recipe(path)
     rows, errors, empty = [], [], 0
     for spec in recipe.sources:
@@ -92,8 +91,6 @@ def _check_recipe(path: Path, tokenizer: Optional[str], max_seq_len: Optional[in
 
 
 def _check_suite(path: Path, tokenizer: Optional[str], max_seq_len: Optional[int], log: Log) -> list[Finding]:
-    from harness.suite import load_suite
-
     suite = load_suite(path)
     train_rows, errors, empty = [], [], 0
     for spec in suite.train.data if suite.train else []:
@@ -123,8 +120,6 @@ def _check_suite(path: Path, tokenizer: Optional[str], max_seq_len: Optional[int
 
 def _spec_rows(spec, suite) -> tuple[list[CheckedRow], list[str], int]:
     """A suite data source's rows; JSONL files are read row by row so every bad line is reported."""
-    from harness.data import load_rows
-
     if spec.path is not None and not spec.system and spec.offset == 0 and spec.limit is None:
         return read_checked(suite.resolve(spec.path))
     rows = []
@@ -136,8 +131,6 @@ def _spec_rows(spec, suite) -> tuple[list[CheckedRow], list[str], int]:
 def _load_tokenizer(name: Optional[str], log: Log = lambda m: None):
     """A tokenizer for token lengths, or None when it cannot be had offline (then lengths are skipped)."""
     from transformers import AutoTokenizer
-
-    from harness.builtin import resolve_model_path
 
     try:
         return AutoTokenizer.from_pretrained(str(resolve_model_path(name, log=log)))

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data import DataError
 from harness.dataprep.recipe import MixSpec
+from harness.errors import DataError
 
 
 def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError
+from harness.yaml_lines import line_map
 
 RECIPE_VERSION = 1   # bump when the same recipe would build different bytes
 
@@ -123,12 +124,6 @@ class Recipe(_Strict):
 
 
 # ----------------------------------------------------------------------- loading
-def _line_map(text: str) -> dict[tuple, int]:
-    from harness.suite import _line_map as suite_line_map
-
-    return suite_line_map(text)
-
-
 def _owner(loc: tuple) -> Optional[type[BaseModel]]:
     model: Any = Recipe
     for part in loc[:-1]:
@@ -181,9 +176,9 @@ def parse_recipe(text: str, file: str = "<recipe>", base_dir: Union[str, Path] =
     try:
         recipe = Recipe.model_validate({**raw, "base_dir": str(base_dir)})
     except ValidationError as e:
-        errors = [_format(err, file, _line_map(text)) for err in e.errors()]
+        errors = [_format(err, file, line_map(text)) for err in e.errors()]
         raise RecipeError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None
-    lines = _line_map(text)
+    lines = line_map(text)
     for i, s in enumerate(recipe.sources):
         paths = [("path", s.path)] if s.path else []
         if s.parallel:

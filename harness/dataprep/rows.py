@@ -14,10 +14,10 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from harness.data import DataError
 from harness.dataprep.normalise import KEY_BYTES, normalise_with_keys
 from harness.dataprep.recipe import Recipe, SourceSpec
 from harness.dataprep.sources import read_source, to_messages
+from harness.errors import DataError
 
 KEY = np.dtype(f"V{KEY_BYTES}")
 FLUSH = 65536

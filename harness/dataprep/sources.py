@@ -1,20 +1,24 @@
-"""Read one recipe source: every row as (where, position, raw row or the reason it is bad).
+"""The project's one reader of each data format: every row as (where, position, raw row or the reason it is bad).
 
-Readers stream: JSONL line by line, CSV/Parquet in Arrow record batches, `datasets` in
-batches. `to_messages` turns a raw row of any supported format into chat `messages`
-(the shared loader's checks in harness/data.py for `messages` and prompt/completion rows).
+Readers stream: JSONL and parallel text line by line, CSV/Parquet in Arrow record batches,
+`datasets` in batches. Recipe sources (`read_source`) and the suite's own data sources
+(harness/data.py) read through them. `to_messages` turns a raw row of any supported format
+into chat `messages` (harness/messages.py checks `messages` and prompt/completion rows).
 """
 from __future__ import annotations
 
 import gzip
+import json
 from itertools import zip_longest
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import orjson
 
-from harness.data import LANGUAGE_NAMES, DataError, _check_messages, row_to_messages
 from harness.dataprep.recipe import Recipe, SourceSpec
+from harness.errors import DataError
+from harness.files import iter_lines
+from harness.messages import check_messages, json_object, row_to_messages, translation_messages, with_system
 
 BATCH = 8192
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -26,9 +30,9 @@ RawRow = tuple[str, int, Union[dict, str]]   # (where, position, row dict | erro
 def read_source(spec: SourceSpec, recipe: Recipe) -> Iterator[RawRow]:
     """Raw rows of one source, `limit` applied. Position: 1-based line for text files, else 0-based index."""
     if spec.parallel is not None:
-        rows = _parallel_rows(spec, recipe)
+        rows = parallel_rows(recipe.resolve(spec.parallel.source), recipe.resolve(spec.parallel.target))
     elif spec.hf is not None:
-        rows = _hub_rows(spec)
+        rows = hub_rows(spec.hf.name, spec.hf.config, spec.hf.split, spec.hf.revision)
     else:
         path = recipe.resolve(spec.path)
         suffixes = [s.lower() for s in path.suffixes]
@@ -39,7 +43,9 @@ def read_source(spec: SourceSpec, recipe: Recipe) -> Iterator[RawRow]:
         elif ".csv" in suffixes[-2:]:
             rows = _csv_rows(path)
         else:
-            rows = _jsonl_rows(path)
+            # orjson: fast, and it refuses NaN and lone surrogates, which the build's orjson writer
+            # could not write back as they were read.
+            rows = jsonl_rows(path, orjson.loads)
     for n, row in enumerate(rows):
         if spec.limit is not None and n >= spec.limit:
             break
@@ -50,18 +56,16 @@ def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
-def _jsonl_rows(path: Path) -> Iterator[RawRow]:
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                yield where, lineno, f"not valid JSON ({e.msg} at column {e.colno})"
-                continue
-            yield where, lineno, row if isinstance(row, dict) else "each line must be a JSON object"
+def data_lines(path: Path) -> Iterator[str]:
+    """Lines of a data file (gzipped when .gz); not UTF-8 or corrupt gzip is a DataError at its line."""
+    return iter_lines(path, "data file", DataError)
+
+
+def jsonl_rows(path: Path, loads: Callable[[str], Any] = json.loads) -> Iterator[RawRow]:
+    """Each non-blank line: its JSON object, or why it is not one."""
+    for lineno, line in enumerate(data_lines(path), 1):
+        if line.strip():
+            yield f"{path}:{lineno}", lineno, json_object(line, "each line must be a JSON object", loads)
 
 
 def _csv_rows(path: Path) -> Iterator[RawRow]:
@@ -114,24 +118,26 @@ def _disk_dataset_rows(path: Path) -> Iterator[RawRow]:
     yield from _dataset_rows(ds, str(path))
 
 
-def _hub_rows(spec: SourceSpec) -> Iterator[RawRow]:
+def hub_rows(name: str, config: Optional[str], split: str, revision: Optional[str] = None) -> Iterator[RawRow]:
     import datasets  # network access unless the dataset is in the local cache
 
-    hf = spec.hf
-    ds = datasets.load_dataset(hf.name, hf.config, split=hf.split, revision=hf.revision)
-    yield from _dataset_rows(ds, f"{hf.name}:{hf.split}")
+    try:
+        ds = datasets.load_dataset(name, config, split=split, revision=revision)
+    except Exception as e:   # offline, unknown name or config, no such split: all the user's to fix
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DataError(f"hf dataset {name!r}: cannot load ({first}); offline runs need it in the "
+                        f"local datasets cache") from None
+    yield from _dataset_rows(ds, f"{name}:{split}")
 
 
-def _parallel_rows(spec: SourceSpec, recipe: Recipe) -> Iterator[RawRow]:
-    par = spec.parallel
-    src_path, tgt_path = recipe.resolve(par.source), recipe.resolve(par.target)
-    with _open_text(src_path) as fs, _open_text(tgt_path) as ft:
-        for lineno, (src, tgt) in enumerate(zip_longest(fs, ft), 1):
-            if src is None or tgt is None:
-                longer = src_path if tgt is None else tgt_path
-                yield f"{longer}:{lineno}", lineno, "parallel files differ in length (extra line here)"
-                return
-            yield f"{src_path}:{lineno}", lineno, {"source": src.rstrip("\n"), "target": tgt.rstrip("\n")}
+def parallel_rows(src_path: Path, tgt_path: Path) -> Iterator[RawRow]:
+    """{source, target} a line pair, named by the source file's line; the first unpaired line ends it."""
+    for lineno, (src, tgt) in enumerate(zip_longest(data_lines(src_path), data_lines(tgt_path)), 1):
+        if src is None or tgt is None:
+            longer = src_path if tgt is None else tgt_path
+            yield f"{longer}:{lineno}", lineno, "parallel files differ in length (extra line here)"
+            return
+        yield f"{src_path}:{lineno}", lineno, {"source": src.rstrip("\n"), "target": tgt.rstrip("\n")}
 
 
 def _detect(row: dict) -> str:
@@ -162,7 +168,7 @@ def to_messages(row: dict, spec: SourceSpec, where: str) -> list[dict]:
     except DataError as e:
         raise DataError(f"{where}: {e}") from None
     if fmt == "parallel":
-        messages = _translation(row, spec)
+        messages = translation_messages(spec.parallel.prompt, row["source"], row["target"], spec.parallel.direction)
     elif fmt == "alpaca":
         messages = _alpaca(row, where)
     elif fmt == "sharegpt":
@@ -173,16 +179,7 @@ def to_messages(row: dict, spec: SourceSpec, where: str) -> list[dict]:
             need = "`messages`" if fmt == "messages" else "`prompt` and `completion`"
             raise DataError(f"{where}: format {fmt} needs {need} (has: {', '.join(sorted(row)) or 'none'})")
         return row_to_messages(row, where, spec.system)
-    if spec.system and messages[0]["role"] != "system":
-        messages = [{"role": "system", "content": spec.system}] + messages
-    return messages
-
-
-def _translation(row: dict, spec: SourceSpec) -> list[dict]:
-    s, t = spec.parallel.direction.split("-", 1)
-    prompt = spec.parallel.prompt.format(src_name=LANGUAGE_NAMES.get(s, s), tgt_name=LANGUAGE_NAMES.get(t, t),
-                                         source=row["source"])
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": row["target"]}]
+    return with_system(messages, spec.system)
 
 
 def _alpaca(row: dict, where: str) -> list[dict]:
@@ -205,5 +202,5 @@ def _sharegpt(row: dict, where: str) -> list[dict]:
         if role is None:
             raise DataError(f"{where}: conversations[{i}].from is {t['from']!r}; use human, gpt or system")
         messages.append({"role": role, "content": t["value"]})
-    return _check_messages(messages, where)
+    return check_messages(messages, where)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data import DataError
 from harness.dataprep.mix import largest_remainder
 from harness.dataprep.recipe import SplitSpec
+from harness.errors import DataError
 
 
 def validation_target(n: int, spec: SplitSpec) -> int:

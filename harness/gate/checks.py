@@ -16,8 +16,6 @@ from typing import Collection, Optional
 from harness.gate.specs import GateError
 from harness.results import run_state
 
-ALLOWANCES = ("incomplete", "overridden-references", "partial", "different-data")
-
 
 def _flag(name: str) -> str:
     return f"--allow-{name}"

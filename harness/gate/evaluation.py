@@ -11,6 +11,7 @@ import numpy as np
 
 from harness.gate.checks import run_refusals, same_data
 from harness.gate.specs import KINDS, GateError, _validate
+from harness.metrics import metric_for
 from harness.metrics.base import Metric, split_harness_version
 from harness.results import (GatesRecord, ResultsError, RunDir, find_epoch, find_model, gate_record, gates_record,
                              load_results, load_sample_stats)
@@ -52,8 +53,6 @@ def _metric_options(results: dict, task: str) -> dict[str, dict]:
 
 
 def _metric_object(results: dict, task: str, metric: str) -> Optional[Metric]:
-    from harness.metrics import metric_for
-
     try:
         if metric == "loss":
             return _LogPerplexity(metric_for("perplexity", _metric_options(results, task)))

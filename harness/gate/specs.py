@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from harness.errors import UserError
 from harness.files import read_text
-from harness.suite import GateSpec, _format_error, _line_map, yaml_load
+from harness.suite import GateSpec, format_validation_error
+from harness.yaml_lines import line_map, yaml_load
 
 KINDS = ("min", "max", "max_drop_from_base", "max_drop_from_baseline")
 
@@ -28,7 +29,7 @@ def _validate(raw: Any, file: str, text: Optional[str] = None, key: str = "gates
     lines: dict[tuple, int] = {}
     if text is not None:
         try:
-            lines = _line_map(text)
+            lines = line_map(text)
         except yaml.YAMLError:
             lines = {}
     gates: list[GateSpec] = []
@@ -46,7 +47,7 @@ def _validate(raw: Any, file: str, text: Optional[str] = None, key: str = "gates
                     err = {**err, "loc": ("checkpoint",), "type": "value_error",
                            "msg": "checkpoint is 'best', 'last' or an epoch number"}
                 raw_errors.append(err)
-            errors = [_format_error({**err, "loc": ("gates", i, *err["loc"])}, file, lines) for err in raw_errors]
+            errors = [format_validation_error({**err, "loc": ("gates", i, *err["loc"])}, file, lines) for err in raw_errors]
             if key != "gates":
                 errors = [m.replace("'gates.", f"'{key}.") for m in errors]
             raise GateError(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")) from None

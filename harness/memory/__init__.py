@@ -50,9 +50,9 @@ from harness.memory.budget import nvml_memory, nvml_used, resolve_budget
 from harness.memory.configs import (SHIPPED_DIR, Inventory, ModelConfig, ModelConfigError, build_inventory,
                                     cache_dir, inventory_from_model, load_model_config, model_inventory,
                                     refresh_shipped_configs, shipped_configs)
-from harness.memory.estimate import (ALLOCATOR_OVERHEAD, CUDA_CONTEXT_BYTES, TERM_LABELS, TERM_ORDER, Estimate,
-                                     estimate)
-from harness.memory.folk_rule import FOLK_RULE_BYTES_PER_PARAM, FOLK_RULE_PARTS, folk_rule_rows
+from harness.memory.estimate import (ALLOCATOR_OVERHEAD, CUDA_CONTEXT_BYTES, FOLK_RULE_BYTES_PER_PARAM, TERM_LABELS,
+                                     TERM_ORDER, Estimate, estimate)
+from harness.memory.folk_rule import FOLK_RULE_PARTS, folk_rule_rows
 from harness.memory.lengths import REFERENCE_NLL_MAX_LEN, TEMPLATE_TOKENS, TEMPLATE_TOKENS_PER_MESSAGE
 from harness.memory.plan import Arch, TrainPlan, make_plan, plan_from_suite
 from harness.memory.preflight import (PreflightResult, fits_or_explain, preflight, render_preflight,

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from harness.builtin import builtin_path
+from harness.builtin_recipes import BUILTIN_PREFIX, RECIPES, cache_root
 from harness.errors import UserError
+from harness.results import write_atomic
 
 
 class ModelConfigError(UserError):
@@ -100,7 +103,7 @@ def load_model_config(path_or_id: str) -> ModelConfig:
     shipped with the harness, by hub id (case-insensitive) → the hub, config.json only → error.
     """
     s = str(path_or_id).strip()
-    if s.startswith("builtin:"):
+    if s.startswith(BUILTIN_PREFIX):
         return _builtin_config(s)
     p = Path(s).expanduser()
     if p.is_dir():
@@ -144,24 +147,16 @@ def _read_json(path: Path) -> dict:
 
 
 def _builtin_config(spec: str) -> ModelConfig:
-    name = spec.split(":", 1)[1]
-    from harness import builtin
-
-    fn = getattr(builtin, "builtin_config", None)
-    if fn is not None:
-        cfg = fn(name)
-        raw = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-        return ModelConfig(raw=raw, source="builtin", name=spec, where=spec)
-    recipes = getattr(builtin, "RECIPES", {})
-    if name not in recipes:
-        raise ModelConfigError(f"{spec}: unknown built-in model; available: {', '.join(recipes) or 'none'}")
+    name = spec[len(BUILTIN_PREFIX):]
+    if name not in RECIPES:
+        raise ModelConfigError(f"{spec}: unknown built-in model; available: {', '.join(RECIPES) or 'none'}")
     try:
-        cached = builtin.builtin_path(name) / "config.json"
+        cached = builtin_path(name) / "config.json"
         if cached.exists():
             return ModelConfig(raw=_read_json(cached), source="builtin", name=spec, where=str(cached))
     except Exception:  # the cache location is a convenience here
         pass
-    r = recipes[name]  # not built yet: the recipe determines the config (vocabulary = recipe size)
+    r = RECIPES[name]  # not built yet: the recipe determines the config (vocabulary = recipe size)
     raw = {"model_type": "qwen3", "vocab_size": r.vocab_size, "hidden_size": r.hidden_size,
            "intermediate_size": r.intermediate_size, "num_hidden_layers": r.layers,
            "num_attention_heads": r.heads, "num_key_value_heads": r.kv_heads,
@@ -171,8 +166,6 @@ def _builtin_config(spec: str) -> ModelConfig:
 
 
 def cache_dir() -> Path:
-    from harness.builtin import cache_root
-
     return cache_root() / "meta"
 
 
@@ -244,8 +237,6 @@ def model_inventory(mc: ModelConfig, build: bool = True) -> dict:
     inv = build_inventory(mc)
     inv["key"] = key
     try:
-        from harness.results import write_atomic
-
         write_atomic(path, json.dumps(inv))
     except OSError:
         pass  # a read-only cache only costs a rebuild next time

@@ -6,15 +6,18 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from harness.memory.activations import CHUNK_TOKENS, CHUNK_VOCAB, _layer_no_gc, _walk_train
-from harness.memory.folk_rule import FOLK_RULE_BYTES_PER_PARAM
-from harness.memory.plan import TrainPlan, _trainable_dtype
 from harness.memory.grading import auto_grading_batch, grading_bytes
+from harness.memory.plan import TrainPlan, _trainable_dtype
 from harness.memory.terms import _optimizer, _weights
 from harness.memory.units import BYTES, MiB, _n, fmt_bytes
+from harness.sharding import describe, per_gpu_terms
 
 # Constants that are not derived from the model (docs/memory.md, "Framework overhead").
 CUDA_CONTEXT_BYTES = 512 * MiB       # CUDA context + cuBLAS/cuDNN handles: NVML sees it, torch does not
 ALLOCATOR_OVERHEAD = 0.08            # caching allocator: block rounding and fragmentation (reserved - allocated)
+# The folk rule (MISSION.md fact 8): bytes per parameter for full fine-tuning with AdamW in mixed
+# precision. Every estimate carries it; folk_rule.py sets it beside the estimate part by part.
+FOLK_RULE_BYTES_PER_PARAM = 17.5
 
 
 TERM_ORDER = ("weights", "master_weights", "gradients", "optimizer", "optimizer_step", "activations",
@@ -126,8 +129,6 @@ def estimate(plan: TrainPlan) -> Estimate:
                                   f"min(vocab, {CHUNK_VOCAB:,}) + fp32 hidden-state gradient "
                                   f"{fmt_bytes(walk['head_transient'])}; no tokens × vocab logits")
         if plan.sharding is not None:   # several GPUs: harness/sharding.py divides the terms per GPU
-            from harness.sharding import describe, per_gpu_terms
-
             terms, how = per_gpu_terms(terms, plan.sharding)
             for k, h in how.items():
                 formulas[k] = f"{formulas.get(k, '')} {h}".strip()

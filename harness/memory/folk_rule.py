@@ -1,17 +1,11 @@
 """The 17.5 bytes/parameter folk rule (MISSION.md fact 8) next to the estimate, part by part."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from harness.memory.estimate import Estimate
 from harness.memory.plan import _trainable_dtype
 from harness.memory.units import BYTES, fmt_bytes
 
-if TYPE_CHECKING:
-    from harness.memory.estimate import Estimate
-
-
-# The folk rule (MISSION.md fact 8): bytes per parameter for full fine-tuning with AdamW in mixed precision.
-FOLK_RULE_BYTES_PER_PARAM = 17.5
+# The rule's 17.5 bytes per parameter (estimate.FOLK_RULE_BYTES_PER_PARAM), part by part.
 FOLK_RULE_PARTS = {"weights": 2.0, "gradients": 4.0, "optimizer": 8.0, "activations": 2.0, "framework": 1.5}
 
 

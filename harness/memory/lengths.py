@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+import random
 
-if TYPE_CHECKING:
-    from harness.memory.plan import TrainPlan
+from harness.data import load_rows
 
 REFERENCE_NLL_MAX_LEN = 4096              # harness.backends.transformers_backend.reference_nll
 
@@ -29,24 +28,18 @@ def _byte_bound(messages, add_generation_prompt=False) -> int:
 def _sample(rows: list, limit: int, seed: int = 0) -> list:
     if len(rows) <= limit:
         return rows
-    import random
-
     return random.Random(seed).sample(rows, limit)
 
 
-def _data_aware(plan: TrainPlan, suite, tokenizer, limit: int = 1000) -> None:
-    """Lengths from the data: tokenized with the model's tokenizer, or bounded by byte counts.
+def _data_aware(plan, suite, tokenizer, limit: int = 1000) -> None:
+    """Lengths from the data, written into `plan` (plan.py's TrainPlan, being built): tokenized with
+    the model's tokenizer, or bounded by byte counts.
 
     With a tokenizer the training batch width becomes what the data needs (capped by
     max_seq_len; packed rows are max_seq_len long). Without one, training keeps max_seq_len
     (the most a batch can be) and the byte bound only feeds the remedies; grading rows are
     never truncated, so their lengths always come from the data.
     """
-    try:
-        from harness.data import load_rows
-    except ImportError:
-        plan.notes.append("harness.data not available: lengths from max_seq_len")
-        return
     exact = tokenizer is not None
     how = "tokenized" if exact else "UTF-8 byte bound"
 

@@ -9,6 +9,7 @@ from harness.memory.configs import Inventory, ModelConfig, load_model_config, mo
 from harness.memory.lengths import _data_aware
 from harness.memory.units import DTYPE_NAMES
 from harness.metrics import generates, scores_likelihood
+from harness.sharding import sharding_plan
 
 
 @dataclass
@@ -240,9 +241,7 @@ def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cud
         else:
             plan.weight_dtype = "fp32"  # runners/trl_sft.py loads fp32 and autocasts (bf16/fp16 mixed precision)
         plan.eval_dtype = plan.weight_dtype
-        from harness.sharding import sharding_plan   # per-GPU terms under DDP/ZeRO/FSDP
-
-        plan.sharding = sharding_plan(t.distributed)
+        plan.sharding = sharding_plan(t.distributed)   # per-GPU terms under DDP/ZeRO/FSDP
         if plan.padding_free and attn != "flash_attention_2":
             plan.notes.append(f"packing with {attn}: the packed batch is one row of {t.batch_size}×max_seq_len "
                               "tokens with a block-diagonal mask of that length squared; "

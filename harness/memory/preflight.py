@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from harness.builtin import builtin_path
+from harness.builtin_recipes import BUILTIN_PREFIX
 from harness.memory.budget import resolve_budget
 from harness.memory.configs import ModelConfigError, _offline
-from harness.memory.estimate import TERM_LABELS, TERM_ORDER, Estimate, estimate
-from harness.memory.folk_rule import FOLK_RULE_BYTES_PER_PARAM, folk_rule_rows
+from harness.memory.estimate import FOLK_RULE_BYTES_PER_PARAM, TERM_LABELS, TERM_ORDER, Estimate, estimate
+from harness.memory.folk_rule import folk_rule_rows
 from harness.memory.plan import TrainPlan, plan_from_suite
 from harness.memory.remedies import suggest_fix
 from harness.memory.units import fmt_bytes
@@ -19,10 +21,8 @@ def _tokenizer_for(spec, allow_download: bool = False, path: Optional[str] = Non
     """The model's tokenizer when it is at hand (local dir, built-in cache, HF cache); else None."""
     target = path or spec.path
     try:
-        if target.startswith("builtin:"):
-            from harness.builtin import builtin_path
-
-            target = str(builtin_path(target.split(":", 1)[1]))
+        if target.startswith(BUILTIN_PREFIX):
+            target = str(builtin_path(target[len(BUILTIN_PREFIX):]))
             if not (Path(target) / "tokenizer_config.json").exists():
                 return None
         elif Path(target).expanduser().is_dir():

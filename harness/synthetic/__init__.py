@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 from typing import Callable, Iterator
 
+from harness.errors import UserError
 from harness.suite import SyntheticSource
+from harness.synthetic import chinese, json_extraction, math, summarisation
+from harness.synthetic.translation import generate_pairs
 
 SPLIT_OF_BUCKET = {0: "test", 1: "val"}  # buckets 2..19 are train: 90% / 5% / 5%
 
@@ -37,8 +40,6 @@ def _unique_in_split(stream: Callable[[int, int], list], key, split: str, n: int
                 break
         round_ += 1
         if round_ > 50:
-            from harness.errors import UserError
-
             raise UserError(f"the {split} generator could not produce {n} distinct rows: lower `n`")
     return out
 
@@ -49,10 +50,6 @@ def _row(id: str, messages: list[dict], origin: str, meta: dict) -> dict:
 
 def translation_rows(spec: SyntheticSource) -> Iterator[dict]:
     """Source → target rows; the user turn is the bare source (the loader adds the prompt)."""
-    from harness.synthetic.translation import generate_pairs
-
-    from harness.synthetic import chinese
-
     direction = spec.direction or "en-fr"
     generators = {"en-fr": generate_pairs, "fr-en": generate_pairs, "en-zh": chinese.generate_pairs}
     if direction not in generators:
@@ -76,21 +73,15 @@ def _prompted_rows(spec: SyntheticSource, generate, prompt: str, meta_of) -> Ite
 
 
 def json_extraction_rows(spec: SyntheticSource) -> Iterator[dict]:
-    from harness.synthetic import json_extraction as g
-
-    return _prompted_rows(spec, g.generate_rows, g.PROMPT, lambda r: {"fields": r.fields})
+    return _prompted_rows(spec, json_extraction.generate_rows, json_extraction.PROMPT, lambda r: {"fields": r.fields})
 
 
 def summarisation_rows(spec: SyntheticSource) -> Iterator[dict]:
-    from harness.synthetic import summarisation as g
-
-    return _prompted_rows(spec, g.generate_rows, g.PROMPT, lambda r: {"headline": r.headline})
+    return _prompted_rows(spec, summarisation.generate_rows, summarisation.PROMPT, lambda r: {"headline": r.headline})
 
 
 def math_rows(spec: SyntheticSource) -> Iterator[dict]:
-    from harness.synthetic import math as g
-
-    return _prompted_rows(spec, g.generate_rows, g.PROMPT,
+    return _prompted_rows(spec, math.generate_rows, math.PROMPT,
                           lambda r: {"expression": r.expression, "operations": r.operations})
 
 
