@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from harness.dataprep.build import prepared_split
 from harness.dataprep.sources import hub_rows, jsonl_rows, parallel_rows
@@ -25,6 +25,20 @@ def _translation_messages(spec: DataSpec, src: str, tgt: str, direction: str) ->
     return with_system(translation_messages(spec.prompt, src, tgt, direction), spec.system)
 
 
+def cluster_of(row: dict, spec: DataSpec, where: str) -> Optional[str]:
+    """The row's cluster label (`data.cluster`), or None when the suite sets none."""
+    if spec.cluster is None:
+        return None
+    if spec.cluster not in row:
+        raise DataError(f"{where}: no field {spec.cluster!r}, which data.cluster names: every row needs it "
+                        f"(add it, or remove data.cluster)")
+    value = row[spec.cluster]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"{where}: field {spec.cluster!r} (data.cluster) must be a string or an integer, "
+                        f"not {json.dumps(value, ensure_ascii=False)[:40]}")
+    return str(value)
+
+
 def _load_jsonl(spec: DataSpec, path: Path) -> Iterable[Example]:
     for where, lineno, row in jsonl_rows(path):
         if isinstance(row, str):
@@ -36,6 +50,7 @@ def _load_jsonl(spec: DataSpec, path: Path) -> Iterable[Example]:
             messages=row_to_messages(row, where, spec.system),
             origin=str(path),
             meta={k: v for k, v in row.items() if k not in ("messages", "prompt", "completion", "id")},
+            cluster=cluster_of(row, spec, where),
         )
 
 
@@ -69,7 +84,8 @@ def _load_hf(spec: DataSpec) -> Iterable[Example]:
             messages = _translation_messages(spec, pair[src_field or s], pair[tgt_field or t], spec.direction)
         else:
             messages = row_to_messages(dict(row), where, spec.system)
-        yield Example(id=str(row.get("id", f"{spec.direction or 'row'}-{i:06d}")), messages=messages, origin=name)
+        yield Example(id=str(row.get("id", f"{spec.direction or 'row'}-{i:06d}")), messages=messages, origin=name,
+                      cluster=cluster_of(row, spec, where))
 
 
 def _load_synthetic(spec: DataSpec) -> Iterable[Example]:

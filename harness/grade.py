@@ -180,7 +180,8 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
                    nll_sum=n[0], n_tokens=n[1])
         for ex, g, n in zip(examples, gens, nll)
     ]
-    metrics, per_item = score_items(task.metrics, items, boot)
+    clusters = [ex.cluster for ex in examples] if task.spec.data.cluster else None
+    metrics, per_item = score_items(task.metrics, items, boot, clusters)
     total_nll = sum(n[0] for n in nll if n[0] is not None)
     total_tok = sum(n[1] for n in nll if n[1] is not None)
     record = task_record(len(items), metrics, (total_nll / total_tok) if total_tok else None, round(seconds, 3),
@@ -194,6 +195,9 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
          "finish_reason": it.finish_reason, "nll_sum": it.nll_sum, "n_tokens": it.n_tokens, **extra}
         for it, extra in zip(items, per_item)
     ]
+    if clusters is not None:   # stored per item, so report and gate resample the same clusters
+        for row, label in zip(rows, clusters):
+            row["cluster"] = label
     return record, rows
 
 

@@ -27,6 +27,7 @@ class Example:
     messages: list[dict]              # [{role, content}], last one is the assistant answer
     origin: str = ""                  # which source the row came from (file, dataset, generator)
     meta: dict = field(default_factory=dict)
+    cluster: Optional[str] = None     # the row's `data.cluster` value: items sharing it are resampled together
 
     @property
     def prompt_messages(self) -> list[dict]:

@@ -71,6 +71,10 @@ class DataSpec(_Strict):
     system: Optional[str] = Field(None, description="Optional system message for every row.")
     limit: Optional[int] = Field(None, ge=1, description="Keep the first N rows.")
     offset: int = Field(0, ge=0, description="Skip the first N rows.")
+    cluster: Optional[str] = Field(
+        None, min_length=1, description="A field of every row (string or integer) whose equal values mark items "
+        "that are not independent (one document, one template, one source): intervals, paired tests and MDEs "
+        "then resample whole clusters. JSONL, recipe and hf rows; docs/diagnostics.md.")
 
     @field_validator("direction")
     @classmethod
@@ -107,6 +111,9 @@ class DataSpec(_Strict):
                 raise ValueError(f"parallel needs keys source and target (missing {sorted(missing)})")
             if not self.direction:
                 raise ValueError("parallel data needs `direction`, e.g. direction: en-fr")
+        if self.cluster is not None and (self.parallel is not None or self.synthetic is not None):
+            raise ValueError("cluster names a field of the rows: parallel text and synthetic data have none "
+                             "(use a JSONL file, a recipe or an hf dataset, or remove cluster)")
         return self
 
 

@@ -247,3 +247,18 @@ def test_item_changes_count_each_item_and_list_regressions(tmp_path):
     regs = ch["fr-en"]["1"]["regressions"]
     assert len(regs) == 5 and regs[0]["drop"] >= regs[-1]["drop"] > 0
     assert regs[0]["base_output"] == regs[0]["reference"] != regs[0]["output"]
+
+
+def test_clusters_in_the_sample_files_make_every_test_resample_whole_clusters(tmp_path):
+    import json
+
+    root = make_run(tmp_path, outputs({"en-fr": [0.3, 0.5], "fr-en": [0.3, 0.5]}), REFS)
+    plain = diagnose(root)["forgetting"]["tasks"]["en-fr"]["bleu"]["epochs"]["1"]
+    for path in (root / "samples").rglob("*.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for i, r in enumerate(rows):
+            r["cluster"] = f"doc{i // 10}"          # 6 documents of 10 items
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    clustered = diagnose(root)["forgetting"]["tasks"]["en-fr"]["bleu"]["epochs"]["1"]
+    assert clustered["score"] == plain["score"] and clustered["se"] != plain["se"]
+    assert clustered["test"] == plain["test"] == "one-sided paired bootstrap (normal tail)"

@@ -131,3 +131,62 @@ def test_cyrillic_free_text_is_refused_with_the_fix(tmp_path):
     code, task = _grade(tmp_path, ru, task="ru", options="    metric_options: {rouge: {tokenizer: char}}\n")
     assert code == 0 and task["metrics"]["rouge1"]["score"] > 50
     assert task["language"]["script"] == "cyrillic" and task["language"]["language"] is None
+
+
+# ------------------------------------------------------------------------------ clusters
+def _clustered(tmp_path: Path, rows: list[dict], cluster: str = "doc") -> tuple[int, Path]:
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "suite.yaml").write_text(
+        "name: c\nmodels: [{path: builtin:tiny-translator}]\n"
+        f"tasks: [{{name: t, data: {{path: rows.jsonl, cluster: {cluster}}}, metrics: [exact_match, chrf]}}]\n"
+        "bootstrap: {samples: 400}\n", encoding="utf-8")
+    (tmp_path / "preds.jsonl").write_text("".join(
+        json.dumps({"task": "t", "id": r["id"], "output": r.get("guess", r["completion"])}) + "\n"
+        for r in rows), encoding="utf-8")
+    code = main(["-q", "grade", str(tmp_path / "suite.yaml"), "--predictions", str(tmp_path / "preds.jsonl"),
+                 "--run-dir", str(tmp_path / "run"), "--no-report"])
+    return code, tmp_path / "run"
+
+
+def test_clustered_items_resample_whole_clusters_and_record_the_design_effect(tmp_path):
+    # 10 documents of 8 questions, a document's answers right or wrong together (the odd documents all
+    # wrong): as correlated as items get, so 8 items are worth one and the design effect is about 8
+    rows = [{"id": f"d{d}q{q}", "prompt": f"doc {d} question {q}", "completion": f"answer {d} {q}",
+             "guess": f"answer {d} {q}" + (" x" if d % 2 else ""), "doc": f"doc-{d}" if d % 2 else d}
+            for d in range(10) for q in range(8)]
+    code, run = _clustered(tmp_path, rows)
+    assert code == 0
+    results, _ = load_results(run)
+    em = results["models"][0]["epochs"][0]["tasks"]["t"]["metrics"]["exact_match"]
+    assert em["ci_method"] == "wilson" and em["design_effect"] == pytest.approx(8.0, rel=0.3)
+    lo, hi = em["ci"]
+    assert hi - lo > 50          # Wilson on 80 / 8 = 10 effective items, not on 80
+    samples = [json.loads(x) for x in (run / results["models"][0]["epochs"][0]["tasks"]["t"]["samples"])
+               .read_text().splitlines()]
+    assert samples[0]["cluster"] == "0" and samples[8]["cluster"] == "doc-1"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"doc": None}, "field 'doc' (data.cluster) must be a string or an integer, not null"),
+    ({"doc": [1]}, "must be a string or an integer, not [1]"),
+    ("drop", "no field 'doc', which data.cluster names"),
+])
+def test_a_row_without_a_usable_cluster_field_is_one_error_with_its_line(tmp_path, capsys, bad, message):
+    rows = [{"id": f"r{i}", "prompt": "p", "completion": "c", "doc": i // 2} for i in range(6)]
+    if bad == "drop":
+        del rows[3]["doc"]
+    else:
+        rows[3].update(bad)
+    code, run = _clustered(tmp_path, rows)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"rows.jsonl:4: " in err[0] and message in err[0]
+    assert not run.exists()
+
+
+def test_cluster_on_a_source_without_fields_is_refused_at_load(tmp_path, capsys):
+    (tmp_path / "suite.yaml").write_text(
+        "name: c\nmodels: [{path: builtin:tiny-translator}]\n"
+        "tasks: [{name: t, data: {synthetic: {n: 4}, cluster: doc}}]\n", encoding="utf-8")
+    assert main(["-q", "grade", str(tmp_path / "suite.yaml"), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "synthetic data have none" in err and "suite.yaml" in err
