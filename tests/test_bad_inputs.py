@@ -350,6 +350,9 @@ GATE_DEFECTS = [
      "field 'models' is not a list"),
     ("results-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0].update(epochs=[3])),
                                           ["gate", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
+    ("results-score-not-number", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0]["tasks"]
+                                                             ["en-fr"]["metrics"]["bleu"].update(score="12")),
+                                             ["gate", str(ws.run)])[1], "is not a number: the file is damaged"),
     ("results-a-list", lambda ws: (_write("run/results.json", "[]")(ws), ["gate", str(ws.run)])[1], "no schema_version"),
     ("baseline-missing", lambda ws: ["gate", str(ws.run), "--baseline", ws.p("nobase")], "results file not found"),
     ("gates-file-missing", lambda ws: ["gate", str(ws.run), "--gates", ws.p("nogates.yaml")], "gates file not found"),
@@ -392,7 +395,22 @@ REPORT_DEFECTS = [
     ("report-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0].update(tasks=[1])),
                                          ["report", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
     ("report-second-run-missing", lambda ws: ["report", str(ws.run), ws.p("nope")], "results file not found"),
+    ("report-samples-damaged", lambda ws: (_damage_samples(ws), ["report", str(ws.run)])[1],
+     "en-fr.jsonl:3: not a JSON object: the samples file is damaged"),
+    ("report-score-not-number", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0]["tasks"]["en-fr"]
+                                                            ["metrics"]["bleu"].update(score="high")),
+                                            ["report", str(ws.run)])[1], "metric 'bleu': score \"high\" is not a number"),
+    ("report-score-bool", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0]["tasks"]["en-fr"]
+                                                      ["metrics"]["chrf"].update(score=True)),
+                                      ["report", str(ws.run)])[1], "the file is damaged"),
 ]
+
+def _damage_samples(ws):
+    path = next((ws.run / "samples").rglob("en-fr.jsonl"))
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = '{"id": "s2", "output": \n'   # a write cut short
+    path.write_text("".join(lines))
+
 
 RUN_DIR_DEFECTS = [
     ("run-dir-existing-run", lambda ws: str(ws.run), "is an existing run: pass --resume"),
