@@ -229,6 +229,12 @@ def _summary(results: dict, console) -> None:
             mark = " *" if (model.get("best") or {}).get("epoch") == e["epoch"] else ""
             table.add_row(f"{e['epoch']}{mark}", *cells)
         console.print(table)
+        for e in model["epochs"]:
+            for t, r in e["tasks"].items():
+                if r.get("unencodable_outputs"):
+                    console.print(f"warning: epoch {e['epoch']} {t}: {r['unencodable_outputs']} output(s) held a lone "
+                                  f"surrogate (not UTF-8): graded with U+FFFD in its place", markup=False,
+                                  highlight=False)
         for section in ("audit", "memory"):
             v = (model.get(section) or {}).get("verdict")
             if v:

@@ -140,6 +140,7 @@ class TaskRecord(TypedDict):
     data_hash: NotRequired[str]       # sha256 over the graded items
     batch_size: NotRequired[Optional[int]]   # the grading batch used (None: a predictions file)
     batch: NotRequired[dict]          # {requested, used, halvings} after out-of-memory retries
+    unencodable_outputs: NotRequired[int]   # outputs whose lone surrogates became U+FFFD (only when > 0)
     # graded from a predictions file (harness/predictions.py):
     coverage: NotRequired[dict]       # {graded, total}
     references_overridden: NotRequired[int]

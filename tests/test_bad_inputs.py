@@ -298,6 +298,11 @@ GRADE_DEFECTS = [
     ("preds-extra-id-no-ref", _preds("\n".join(P) + '\n{"task": "en-fr", "id": "zz", "output": "y"}\n'),
      "id 'zz' is not in the task data"),
     ("preds-empty", _preds(""), "no prediction for 4 of 4"),
+    ("preds-lone-surrogate", _preds("\n".join(P[1:]) + '\n{"task": "en-fr", "id": "s0", "output": "Le chat \\ud800"}\n'),
+     "preds.jsonl:4: field 'output' holds a lone surrogate escape"),
+    ("preds-lone-surrogate-reference",
+     _preds("\n".join(P[1:]) + '\n{"task": "en-fr", "id": "s0", "output": "x", "reference": "\\udc80"}\n'),
+     "preds.jsonl:4: field 'reference' holds a lone surrogate"),
     ("preds-deep-json", _preds("[" * 100000 + "]" * 100000 + "\n"), "preds.jsonl:1:"),
 ]
 
