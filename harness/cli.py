@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
     gr.add_argument("--allow-partial", action="store_true",
                     help="grade a predictions file that lacks some task ids (coverage is recorded and gated)")
+    gr.add_argument("--allow-overridden-references", action="store_true",
+                    help="let the suite's gates pass predictions that bring their own references")
     gr.add_argument("--run-dir")
     gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
@@ -460,7 +462,9 @@ def _finish(suite, results: dict, run, args, out: Output) -> int:
     if suite.gates:
         from harness.gate import run_gate
 
-        allow = {"partial"} if getattr(args, "allow_partial", False) else set()   # asked for by the same user
+        allow = {name for name, flag in (("partial", getattr(args, "allow_partial", False)),   # asked for by the
+                                         ("overridden-references",                            # same user
+                                          getattr(args, "allow_overridden_references", False))) if flag}
         code = run_gate(str(run.results_path), console=out.console, errors=out.errors, allow=allow)
     if not args.no_report:
         _render(run.root, out.console)
