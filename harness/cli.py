@@ -354,6 +354,9 @@ def train_and_grade(args, out: Output) -> int:
     from harness.suite import SuiteError
 
     suite = _load_for_run(args.suite, train=True)
+    from harness.memory.budget import check_budget
+
+    check_budget(args.gpu_memory, suite)
     if args.resume and args.run_dir and Path(args.run_dir).resolve() != Path(args.resume).resolve():
         raise SuiteError(f"--run-dir {args.run_dir} and --resume {args.resume}: --resume continues "
                          f"the run in its own directory; give only --resume")

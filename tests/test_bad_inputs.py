@@ -459,6 +459,14 @@ def _cases():
                                words, id=f"{cmd}:{cid}")
     for cid, old, new, words in MACHINE_DEFECTS:
         yield pytest.param(_replace(old, new), SUITE_COMMANDS["train-and-grade"], words, id=f"train-and-grade:{cid}")
+    for cmd in ("preflight", "train-and-grade"):
+        for budget in ("0", "0GiB", "0.0000001"):
+            yield pytest.param(None, lambda ws, cmd=cmd, budget=budget: SUITE_COMMANDS[cmd](ws) + ["--gpu-memory", budget],
+                               "a memory budget must be more than 0 bytes", id=f"{cmd}:gpu-memory-{budget}")
+    for cmd in ("preflight", "train-and-grade"):
+        yield pytest.param(_replace("output_dir: runs", "output_dir: runs\nmemory: {gpu_memory: 0MiB}"),
+                           SUITE_COMMANDS[cmd], "suite memory.gpu_memory '0MiB': a memory budget must be more than 0",
+                           id=f"{cmd}:suite-gpu-memory-zero")
     yield pytest.param(None, lambda ws: ["audit", str(ws.suite), "--json", str(ws.root)], "is a directory", id="audit:json-dir")
     yield pytest.param(None, lambda ws: ["schema", "-o", str(ws.root)], "is a directory", id="schema:out-dir")
 
