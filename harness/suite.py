@@ -436,6 +436,7 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
     suite._file, suite._lines = file, lines
     _check_files(suite, file, lines=lines)
     _check_early_stopping(suite, file, lines=lines)
+    _check_gate_tasks(suite, file, lines=lines)
     _check_grading_engine(suite, file, lines=lines)
     _resolve_models(suite)
     return suite
@@ -463,6 +464,18 @@ def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> N
         hint = difflib.get_close_matches(metric, names, n=1)
         raise SuiteError(f"{where}: field 'train.early_stopping.metric': task {task!r} has no score {metric!r}"
                          + (f"; did you mean '{task}/{hint[0]}'?" if hint else f"; it has {', '.join(names)}"))
+
+
+def _check_gate_tasks(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
+    """A gate on a task the suite does not grade would fail only after training: refused at load."""
+    tasks = [t.name for t in suite.tasks]
+    for i, g in enumerate(suite.gates):
+        if g.task not in tasks:
+            loc = ("gates", i, "task")
+            where = f"{file}:{lines[loc]}" if loc in lines else file
+            hint = difflib.get_close_matches(g.task, tasks, n=1)
+            raise SuiteError(f"{where}: field 'gates.{i}.task': the suite grades no task {g.task!r}; "
+                             + (f"did you mean {hint[0]!r}?" if hint else f"use one of {', '.join(tasks)}"))
 
 
 def _check_grading_engine(suite: Suite, file: str, lines: dict[tuple, int]) -> None:

@@ -229,6 +229,11 @@ SUITE_DEFECTS = [
      "same sample file name"),
     ("early-stopping-unknown", _replace("  epochs: 1\n", "  epochs: 1\n  early_stopping: {metric: en-fr/blue}\n"),
      "did you mean 'en-fr/bleu'"),
+    ("gate-unknown-task", _replace("output_dir: runs", "output_dir: runs\ngates: [{task: de-en, metric: bleu, min: 1}]"),
+     "field 'gates.0.task': the suite grades no task 'de-en'; use one of en-fr"),
+    ("gate-task-typo", _replace("output_dir: runs", "output_dir: runs\ngates:\n  - {task: en-fr, metric: bleu, min: 1}\n"
+                                                    "  - {task: en_fr, metric: chrf, min: 1}"),
+     "suite.yaml:16: field 'gates.1.task': the suite grades no task 'en_fr'; did you mean 'en-fr'?"),
     ("epochs-zero", _replace("  epochs: 1\n", "  epochs: 0\n"), "train.epochs"),
     ("missing-name", _replace("name: cat\n", ""), "missing required field 'name'"),
     ("models-empty", _replace("models:\n  - path: builtin:tiny-translator\n", "models: []\n"), "models"),
