@@ -38,10 +38,17 @@ class SyntheticSource(_Strict):
 
     kind: Literal["translation", "json_extraction", "summarisation", "math"] = "translation"
     direction: Optional[Literal["en-fr", "fr-en", "en-zh"]] = Field(
-        None, description="For translation: 'en-fr', 'fr-en' or 'en-zh'.")
+        None, description="For translation: 'en-fr' (the default), 'fr-en' or 'en-zh'.")
     split: Literal["train", "val", "test"] = "train"
     n: int = Field(200, ge=1, le=MAX_SYNTHETIC_ROWS, description="Number of rows to generate.")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _default_direction(self) -> "SyntheticSource":
+        # one default for the rows, their prompt and the task's language (all read this field)
+        if self.kind == "translation" and self.direction is None:
+            object.__setattr__(self, "direction", "en-fr")
+        return self
 
 
 class DataSpec(_Strict):
