@@ -212,6 +212,8 @@ def _render(run_root: Path, console) -> None:
 def _summary(results: dict, console) -> None:
     from rich.table import Table
 
+    from harness.tables import print_table
+
     for model in results["models"]:
         table = Table(title=f"{model['name']}", show_lines=False)
         table.add_column("epoch", justify="right")
@@ -230,7 +232,7 @@ def _summary(results: dict, console) -> None:
                 cells.append("" if v is None else f"{v:.2f}")
             mark = " *" if (model.get("best") or {}).get("epoch") == e["epoch"] else ""
             table.add_row(f"{e['epoch']}{mark}", *cells)
-        console.print(table)
+        print_table(console, table)
         for e in model["epochs"]:
             for t, r in e["tasks"].items():
                 if r.get("unencodable_outputs"):
@@ -252,6 +254,7 @@ def _audit(suite, json_path: Optional[Path], log, console) -> int:
 
     from harness.pipeline import audit_suite
     from harness.results import write_json
+    from harness.tables import print_table
 
     audits = audit_suite(suite, log=log)
     for entry in audits:
@@ -261,7 +264,7 @@ def _audit(suite, json_path: Optional[Path], log, console) -> int:
         for part in ("labels", "template", "data"):
             for c in (entry["audit"].get(part) or {}).get("checks", []):
                 table.add_row(f"{part}.{c['name']}", f"[{_colour(c['status'])}]{c['status']}[/]", c["detail"])
-        console.print(table)
+        print_table(console, table)
         v = entry["audit"]["verdict"]
         console.print(f"audit: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
     if json_path:
@@ -412,7 +415,7 @@ def data(args, out: Output) -> int:
     from harness.dataprep.commands import data_build, data_check
 
     if args.data_command == "build":
-        return data_build(args.recipe, args.out, out.console, out.log)
+        return data_build(args.recipe, args.out, out.console, out.log, table=not args.quiet)
     return data_check(args.target, args.tokenizer, args.max_seq_len, args.json, out.console, out.log)
 
 
