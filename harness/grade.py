@@ -81,6 +81,9 @@ def task_direction(task: TaskSpec) -> Optional[str]:
 
 def load_task(task: TaskSpec, suite: Suite) -> LoadedTask:
     """Data, language (measured once, here) and metrics of one task, checked before any model work."""
+    if task.generation.seed is None:   # resolved here, so every backend samples with the number recorded
+        task = task.model_copy(update={"generation": task.generation.model_copy(
+            update={"seed": suite.train.seed if suite.train else 0})})
     examples = load_rows(task.data, suite)
     seen: set[str] = set()
     dup = next((ex.id for ex in examples if ex.id in seen or seen.add(ex.id)), None)
@@ -201,6 +204,8 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         record["batch"] = batch
     if unencodable:
         record["unencodable_outputs"] = unencodable
+    if predictions is None and task.needs_generation and gen.do_sample:
+        record["generation_seed"] = gen.seed
     rows = [
         {"id": it.id, "source": it.source, "reference": it.reference, "output": it.output,
          "finish_reason": it.finish_reason, "nll_sum": it.nll_sum, "n_tokens": it.n_tokens, **extra}

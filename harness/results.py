@@ -141,6 +141,7 @@ class TaskRecord(TypedDict):
     batch_size: NotRequired[Optional[int]]   # the grading batch used (None: a predictions file)
     batch: NotRequired[dict]          # {requested, used, halvings} after out-of-memory retries
     unencodable_outputs: NotRequired[int]   # outputs whose lone surrogates became U+FFFD (only when > 0)
+    generation_seed: NotRequired[int]       # the seed outputs were sampled with (do_sample only)
     # graded from a predictions file (harness/predictions.py):
     coverage: NotRequired[dict]       # {graded, total}
     references_overridden: NotRequired[int]

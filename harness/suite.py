@@ -231,6 +231,9 @@ class GenerationSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    seed: Optional[int] = Field(
+        None, description="Seed of sampling (do_sample): two gradings of one model give the same outputs. "
+        "Unset: train.seed, else 0.")
     engine: Literal["padded", "static", "continuous"] = Field(
         "padded", description="transformers backend only. padded: left-padded batches of batch_size "
         "(dynamic KV cache); static: the same batches with a preallocated static KV cache; continuous: "

@@ -236,3 +236,12 @@ def test_an_output_with_a_lone_surrogate_is_graded_counted_and_flagged(scripted,
     rows = [json.loads(line) for line in (tmp_path / "run" / task["samples"]).read_text().splitlines()]
     assert [r["output"] for r in rows] == ["Le chat \ufffd dort.", "Le chien mange."]
     assert "1 output(s) held a lone surrogate" in out
+
+
+def test_sampling_sends_the_seed_and_greedy_sends_none(scripted):
+    script, url = scripted()
+    backend = OpenAIBackend(url, "m", concurrency=1)
+    backend.generate(_prompts(1), GenerationSpec(do_sample=True, temperature=0.7, seed=11))
+    backend.generate(_prompts(1), GenerationSpec())
+    assert script.requests[0]["seed"] == 11 and script.requests[0]["temperature"] == 0.7
+    assert "seed" not in script.requests[1]
