@@ -59,7 +59,7 @@ def metric_options(task: TaskSpec, suite: Suite) -> MetricOptions:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def encodable_outputs(gens: list[Optional[Generation]]) -> tuple[list[Optional[Generation]], int]:
+def _encodable_outputs(gens: list[Optional[Generation]]) -> tuple[list[Optional[Generation]], int]:
     """The generations with every lone surrogate (UTF-8 cannot store one; an endpoint's JSON can
     send "\\ud800") replaced by U+FFFD, and how many outputs had one: graded as text, counted."""
     out, count = [], 0
@@ -178,7 +178,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         if task.needs_generation:
             gens, used, halvings = call_halving_batch(answer, gen.batch_size, f"grading task {task.spec.name}")
             gen = gen.model_copy(update={"batch_size": used})   # likelihood starts from what fitted
-            gens, unencodable = encodable_outputs(gens)
+            gens, unencodable = _encodable_outputs(gens)
         if task.needs_likelihood:
             got, used, more = call_halving_batch(lambda b: backend.reference_nll(examples, b), gen.batch_size,
                                                  f"scoring references of task {task.spec.name}")
