@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--endpoint", help="base URL of an OpenAI-compatible server (backend openai)")
     gr.add_argument("--allow-partial", action="store_true",
                     help="grade a predictions file that lacks some task ids (coverage is recorded and gated)")
+    gr.add_argument("--allow-overridden-references", action="store_true",
+                    help="let the suite's gates pass predictions that bring their own references")
     gr.add_argument("--run-dir")
     gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
@@ -216,6 +218,7 @@ def _summary(results: dict, console) -> None:
     from rich.table import Table
 
     from harness.diagnose import power_lines
+    from harness.tables import print_table
 
     for model in results["models"]:
         table = Table(title=f"{model['name']}", show_lines=False)
@@ -235,7 +238,13 @@ def _summary(results: dict, console) -> None:
                 cells.append("" if v is None else f"{v:.2f}")
             mark = " *" if (model.get("best") or {}).get("epoch") == e["epoch"] else ""
             table.add_row(f"{e['epoch']}{mark}", *cells)
-        console.print(table)
+        print_table(console, table)
+        for e in model["epochs"]:
+            for t, r in e["tasks"].items():
+                if r.get("unencodable_outputs"):
+                    console.print(f"warning: epoch {e['epoch']} {t}: {r['unencodable_outputs']} output(s) held a lone "
+                                  f"surrogate (not UTF-8): graded with U+FFFD in its place", markup=False,
+                                  highlight=False)
         for section in ("audit", "memory"):
             v = (model.get(section) or {}).get("verdict")
             if v:
@@ -255,6 +264,7 @@ def _audit(suite, json_path: Optional[Path], log, console) -> int:
 
     from harness.pipeline import audit_suite
     from harness.results import write_json
+    from harness.tables import print_table
 
     audits = audit_suite(suite, log=log)
     for entry in audits:
@@ -264,7 +274,7 @@ def _audit(suite, json_path: Optional[Path], log, console) -> int:
         for part in ("labels", "template", "data"):
             for c in (entry["audit"].get(part) or {}).get("checks", []):
                 table.add_row(f"{part}.{c['name']}", f"[{_colour(c['status'])}]{c['status']}[/]", c["detail"])
-        console.print(table)
+        print_table(console, table)
         v = entry["audit"]["verdict"]
         console.print(f"audit: [{_colour(v['status'])}]{v['status']}[/] {v['summary']}")
     if json_path:
@@ -357,6 +367,9 @@ def train_and_grade(args, out: Output) -> int:
     from harness.suite import SuiteError
 
     suite = _load_for_run(args.suite, train=True)
+    from harness.memory.budget import check_budget
+
+    check_budget(args.gpu_memory, suite)
     if args.resume and args.run_dir and Path(args.run_dir).resolve() != Path(args.resume).resolve():
         raise SuiteError(f"--run-dir {args.run_dir} and --resume {args.resume}: --resume continues "
                          f"the run in its own directory; give only --resume")
@@ -416,7 +429,7 @@ def data(args, out: Output) -> int:
     from harness.dataprep.commands import data_build, data_check
 
     if args.data_command == "build":
-        return data_build(args.recipe, args.out, out.console, out.log)
+        return data_build(args.recipe, args.out, out.console, out.log, table=not args.quiet)
     return data_check(args.target, args.tokenizer, args.max_seq_len, args.json, out.console, out.log)
 
 
@@ -472,7 +485,9 @@ def _finish(suite, results: dict, run, args, out: Output) -> int:
     if suite.gates:
         from harness.gate import run_gate
 
-        allow = {"partial"} if getattr(args, "allow_partial", False) else set()   # asked for by the same user
+        allow = {name for name, flag in (("partial", getattr(args, "allow_partial", False)),   # asked for by the
+                                         ("overridden-references",                            # same user
+                                          getattr(args, "allow_overridden_references", False))) if flag}
         code = run_gate(str(run.results_path), console=out.console, errors=out.errors, allow=allow)
     if not args.no_report:
         _render(run.root, out.console)

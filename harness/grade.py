@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -56,6 +57,20 @@ def metric_options(task: TaskSpec, suite: Suite) -> MetricOptions:
     return options
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable_outputs(gens: list[Optional[Generation]]) -> tuple[list[Optional[Generation]], int]:
+    """The generations with every lone surrogate (UTF-8 cannot store one; an endpoint's JSON can
+    send "\\ud800") replaced by U+FFFD, and how many outputs had one: graded as text, counted."""
+    out, count = [], 0
+    for g in gens:
+        if g is not None and _SURROGATE.search(g.text):
+            g, count = dataclasses.replace(g, text=_SURROGATE.sub("\ufffd", g.text)), count + 1
+        out.append(g)
+    return out, count
+
+
 class TaskMetricError(UserError):
     """A task's metric cannot be built or refuses its references; str() names task and fix."""
 
@@ -67,6 +82,9 @@ def task_direction(task: TaskSpec) -> Optional[str]:
 
 def load_task(task: TaskSpec, suite: Suite) -> LoadedTask:
     """Data, language (measured once, here) and metrics of one task, checked before any model work."""
+    if task.generation.seed is None:   # resolved here, so every backend samples with the number recorded
+        task = task.model_copy(update={"generation": task.generation.model_copy(
+            update={"seed": suite.train.seed if suite.train else 0})})
     examples = load_rows(task.data, suite)
     seen: set[str] = set()
     dup = next((ex.id for ex in examples if ex.id in seen or seen.add(ex.id)), None)
@@ -148,6 +166,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
     if gen.batch_size == "auto":   # not chosen by the pipeline (a direct call): the CPU bound
         gen = gen.model_copy(update={"batch_size": AUTO_GRADING_BATCH_BOUND})
     gens: list[Optional[Generation]] = [None] * len(examples)
+    unencodable = 0
     batch = None   # grading batch after any out-of-memory halvings (a model was run)
     nll: list[tuple[Optional[float], Optional[int]]] = [(None, None)] * len(examples)
     t0 = time.perf_counter()
@@ -166,6 +185,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
         if task.needs_generation:
             gens, used, halvings = call_halving_batch(answer, gen.batch_size, f"grading task {task.spec.name}")
             gen = gen.model_copy(update={"batch_size": used})   # likelihood starts from what fitted
+            gens, unencodable = _encodable_outputs(gens)
         if task.needs_likelihood:
             got, used, more = call_halving_batch(lambda b: backend.reference_nll(examples, b), gen.batch_size,
                                                  f"scoring references of task {task.spec.name}")
@@ -190,6 +210,10 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
                          **(task.provenance or {}))
     if batch is not None:
         record["batch"] = batch
+    if unencodable:
+        record["unencodable_outputs"] = unencodable
+    if predictions is None and task.needs_generation and gen.do_sample:
+        record["generation_seed"] = gen.seed
     rows = [
         {"id": it.id, "source": it.source, "reference": it.reference, "output": it.output,
          "finish_reason": it.finish_reason, "nll_sum": it.nll_sum, "n_tokens": it.n_tokens, **extra}

@@ -187,6 +187,8 @@ def render_perf_table(perf: dict, console) -> None:
     """The per-level summary table printed at the end of `harness perf`."""
     from rich.table import Table
 
+    from harness.tables import print_table
+
     table = Table(title=f"perf: {perf['model']} at {perf['endpoint']} (EvalScope {perf['evalscope_version']})")
     for col in ("concurrency", "ok/sent", "req/s", "out tok/s", "total tok/s", "TTFT p50 s", "TTFT p99 s",
                 "latency p50 s", "latency p99 s"):
@@ -196,7 +198,7 @@ def render_perf_table(perf: dict, console) -> None:
                       _fmt(lv["output_tokens_per_s"]), _fmt(lv["total_tokens_per_s"]),
                       _fmt(lv["ttft_s"].get("50%")), _fmt(lv["ttft_s"].get("99%")),
                       _fmt(lv["latency_s"].get("50%")), _fmt(lv["latency_s"].get("99%")))
-    console.print(table)
+    print_table(console, table)
 
 
 def _fmt(v) -> str:

@@ -76,7 +76,21 @@ def _prediction_row(line: str, where: str, by_task: dict) -> dict:
     for k in ("output", "reference", "source"):
         if k in row and not isinstance(row[k], str):
             raise DataError(f"{where}: field '{k}' must be a string, not {json.dumps(row[k])[:40]}")
+    for k in ("id", "output", "reference", "source"):
+        if isinstance(row.get(k), str) and not _encodable(row[k]):
+            # JSON allows "\ud800", UTF-8 does not: refused here, before the run directory exists,
+            # rather than failing when the sample file is written
+            raise DataError(f"{where}: field '{k}' holds a lone surrogate escape (such as \\ud800), not text: "
+                            f"fix the program that wrote the file")
     return row
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _example_from_prediction(row: dict) -> Example:

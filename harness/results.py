@@ -74,8 +74,22 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """A run's JSONL file (samples) as rows; a line that is not a JSON object is a
+    ResultsError naming file and line, as a damaged results.json is."""
+    rows = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                row = None
+            if not isinstance(row, dict):
+                raise ResultsError(f"{path}:{lineno}: not a JSON object: the samples file is damaged "
+                                   f"(grade the run again to rewrite it)")
+            rows.append(row)
+    return rows
 
 
 def safe_name(name: str) -> str:
@@ -130,6 +144,8 @@ class TaskRecord(TypedDict):
     data_hash: NotRequired[str]       # sha256 over the graded items
     batch_size: NotRequired[Optional[int]]   # the grading batch used (None: a predictions file)
     batch: NotRequired[dict]          # {requested, used, halvings} after out-of-memory retries
+    unencodable_outputs: NotRequired[int]   # outputs whose lone surrogates became U+FFFD (only when > 0)
+    generation_seed: NotRequired[int]       # the seed outputs were sampled with (do_sample only)
     # graded from a predictions file (harness/predictions.py):
     coverage: NotRequired[dict]       # {graded, total}
     references_overridden: NotRequired[int]
@@ -415,8 +431,26 @@ def load_results(path: str | Path) -> tuple[dict, RunDir]:
                     and all(isinstance(t, dict) for t in e.get("tasks", {}).values())):
                 raise ResultsError(f"{p}: model {m['name']!r}: an epoch record is not {{epoch, tasks}}: "
                                    f"the file is damaged")
+            _check_metric_records(p, m["name"], e)
     results["models"] = [read_model(m) for m in results.get("models", [])]   # every key there, typed
     return results, RunDir(p.parent)
+
+
+def _check_metric_records(p: Path, model: str, epoch: dict) -> None:
+    """Every metric record a mapping whose score is a number or null: a reader that met a
+    string there would drop the row (the report) or compare text with numbers (the gate)."""
+    for task, record in epoch.get("tasks", {}).items():
+        metrics = record.get("metrics", {})
+        if not isinstance(metrics, dict):
+            raise ResultsError(f"{p}: model {model!r} epoch {epoch['epoch']} task {task!r}: field 'metrics' is "
+                               f"not a mapping: the file is damaged")
+        for name, m in metrics.items():
+            score = m.get("score") if isinstance(m, dict) else None
+            if not isinstance(m, dict) or not (score is None or isinstance(score, (int, float))
+                                               and not isinstance(score, bool)):
+                shown = json.dumps(score if isinstance(m, dict) else m)[:40]
+                raise ResultsError(f"{p}: model {model!r} epoch {epoch['epoch']} task {task!r}: metric {name!r}: "
+                                   f"score {shown} is not a number: the file is damaged")
 
 
 def find_model(results: dict, name: Optional[str] = None) -> dict:

@@ -37,10 +37,17 @@ class SyntheticSource(_Strict):
 
     kind: Literal["translation", "json_extraction", "summarisation", "math"] = "translation"
     direction: Optional[Literal["en-fr", "fr-en", "en-zh"]] = Field(
-        None, description="For translation: 'en-fr', 'fr-en' or 'en-zh'.")
+        None, description="For translation: 'en-fr' (the default), 'fr-en' or 'en-zh'.")
     split: Literal["train", "val", "test"] = "train"
     n: int = Field(200, ge=1, le=MAX_SYNTHETIC_ROWS, description="Number of rows to generate.")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _default_direction(self) -> "SyntheticSource":
+        # one default for the rows, their prompt and the task's language (all read this field)
+        if self.kind == "translation" and self.direction is None:
+            object.__setattr__(self, "direction", "en-fr")
+        return self
 
 
 class DataSpec(_Strict):
@@ -231,6 +238,9 @@ class GenerationSpec(_Strict):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    seed: Optional[int] = Field(
+        None, description="Seed of sampling (do_sample): two gradings of one model give the same outputs. "
+        "Unset: train.seed, else 0.")
     engine: Literal["padded", "static", "continuous"] = Field(
         "padded", description="transformers backend only. padded: left-padded batches of batch_size "
         "(dynamic KV cache); static: the same batches with a preallocated static KV cache; continuous: "
@@ -447,6 +457,7 @@ def parse_suite(text: str, file: str = "<suite>", base_dir: str | Path = ".") ->
     suite._file, suite._lines = file, lines
     _check_files(suite, file, lines=lines)
     _check_early_stopping(suite, file, lines=lines)
+    _check_gate_tasks(suite, file, lines=lines)
     _check_grading_engine(suite, file, lines=lines)
     _resolve_models(suite)
     return suite
@@ -472,6 +483,18 @@ def _check_early_stopping(suite: Suite, file: str, lines: dict[tuple, int]) -> N
         hint = difflib.get_close_matches(metric, names, n=1)
         raise SuiteError(f"{where}: field 'train.early_stopping.metric': task {task!r} has no score {metric!r}"
                          + (f"; did you mean '{task}/{hint[0]}'?" if hint else f"; it has {', '.join(names)}"))
+
+
+def _check_gate_tasks(suite: Suite, file: str, lines: dict[tuple, int]) -> None:
+    """A gate on a task the suite does not grade would fail only after training: refused at load."""
+    tasks = [t.name for t in suite.tasks]
+    for i, g in enumerate(suite.gates):
+        if g.task not in tasks:
+            loc = ("gates", i, "task")
+            where = f"{file}:{lines[loc]}" if loc in lines else file
+            hint = difflib.get_close_matches(g.task, tasks, n=1)
+            raise SuiteError(f"{where}: field 'gates.{i}.task': the suite grades no task {g.task!r}; "
+                             + (f"did you mean {hint[0]!r}?" if hint else f"use one of {', '.join(tasks)}"))
 
 
 def _check_grading_engine(suite: Suite, file: str, lines: dict[tuple, int]) -> None:

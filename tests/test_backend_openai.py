@@ -107,8 +107,10 @@ tasks:
 class Scripted:
     """Answers chat completions with the next status of `statuses` (then 200), after `delay` s."""
 
-    def __init__(self, statuses=(), delay=0.0):
+    def __init__(self, statuses=(), delay=0.0, reply=None):
         self.statuses, self.delay = list(statuses), delay
+        self.reply = reply or (lambda prompt: prompt[::-1])   # the prompt reversed: checks order
+        self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.posts = self.inflight = self.max_inflight = 0
 
@@ -134,6 +136,7 @@ class Scripted:
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with script.lock:
                     script.posts += 1
+                    script.requests.append(req)
                     status = script.statuses.pop(0) if script.statuses else 200
                     script.inflight += 1
                     script.max_inflight = max(script.max_inflight, script.inflight)
@@ -142,7 +145,7 @@ class Scripted:
                     script.inflight -= 1
                 if status != 200:
                     return self._send(status, {"error": {"message": f"scripted {status}"}})
-                text = req["messages"][-1]["content"][::-1]   # the prompt reversed: checks order
+                text = script.reply(req["messages"][-1]["content"])
                 self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
                                  "choices": [{"index": 0, "finish_reason": "stop",
                                               "message": {"role": "assistant", "content": text}}],
@@ -210,3 +213,35 @@ def test_timeout_is_one_clear_error(scripted):
 @pytest.mark.parametrize("given", ["http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/"])
 def test_base_url_accepts_either_form(given):
     assert base_url(given) == "http://h:1/v1"
+
+
+def test_an_output_with_a_lone_surrogate_is_graded_counted_and_flagged(scripted, tmp_path, capsys):
+    """JSON can carry "\\ud800", UTF-8 cannot: the output is graded with U+FFFD, counted, warned about."""
+    from harness.cli import main
+
+    script, url = scripted(reply=lambda prompt: "Le chat \ud800 dort." if "cat" in prompt else "Le chien mange.")
+    (tmp_path / "val.jsonl").write_text(
+        '{"id": "a", "prompt": "The cat sleeps.", "completion": "Le chat dort."}\n'
+        '{"id": "b", "prompt": "The dog eats.", "completion": "Le chien mange."}\n')
+    (tmp_path / "s.yaml").write_text("name: s\nmodels: [{path: m}]\ntasks:\n  - name: en-fr\n"
+                                     "    data: {path: val.jsonl}\n    metrics: [bleu, chrf]\n"
+                                     "bootstrap: {samples: 10}\n")
+    code = main(["grade", str(tmp_path / "s.yaml"), "--backend", "openai", "--endpoint", url,
+                 "--run-dir", str(tmp_path / "run"), "--no-report"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    task = json.loads((tmp_path / "run" / "results.json").read_text())["models"][0]["epochs"][0]["tasks"]["en-fr"]
+    assert task["unencodable_outputs"] == 1
+    assert task["metrics"]["bleu"]["score"] is not None
+    rows = [json.loads(line) for line in (tmp_path / "run" / task["samples"]).read_text().splitlines()]
+    assert [r["output"] for r in rows] == ["Le chat \ufffd dort.", "Le chien mange."]
+    assert "1 output(s) held a lone surrogate" in out
+
+
+def test_sampling_sends_the_seed_and_greedy_sends_none(scripted):
+    script, url = scripted()
+    backend = OpenAIBackend(url, "m", concurrency=1)
+    backend.generate(_prompts(1), GenerationSpec(do_sample=True, temperature=0.7, seed=11))
+    backend.generate(_prompts(1), GenerationSpec())
+    assert script.requests[0]["seed"] == 11 and script.requests[0]["temperature"] == 0.7
+    assert "seed" not in script.requests[1]

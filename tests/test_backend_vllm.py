@@ -178,9 +178,10 @@ def test_sampling_params_and_results_in_item_order(tokenizer):
         assert g.finish_reason == ("eos" if reason == "stop" else "length")
         assert g.output_tokens == len(ids) and g.prompt_tokens == len(p)
     assert {g.finish_reason for g in got} == {"eos", "length"}
-    sampled = GenerationSpec(max_new_tokens=6, do_sample=True, temperature=0.7, top_p=0.9)
+    sampled = GenerationSpec(max_new_tokens=6, do_sample=True, temperature=0.7, top_p=0.9, seed=5)
     backend.generate(examples[:1], sampled)
     assert engines[0].calls[-1][3]["temperature"] == 0.7 and engines[0].calls[-1][3]["top_p"] == 0.9
+    assert engines[0].calls[-1][3]["seed"] == 5    # sampling is seeded: two gradings agree
 
 
 def test_reference_nll_reads_prompt_logprobs_of_assistant_tokens(tokenizer):

@@ -229,6 +229,11 @@ SUITE_DEFECTS = [
      "same sample file name"),
     ("early-stopping-unknown", _replace("  epochs: 1\n", "  epochs: 1\n  early_stopping: {metric: en-fr/blue}\n"),
      "did you mean 'en-fr/bleu'"),
+    ("gate-unknown-task", _replace("output_dir: runs", "output_dir: runs\ngates: [{task: de-en, metric: bleu, min: 1}]"),
+     "field 'gates.0.task': the suite grades no task 'de-en'; use one of en-fr"),
+    ("gate-task-typo", _replace("output_dir: runs", "output_dir: runs\ngates:\n  - {task: en-fr, metric: bleu, min: 1}\n"
+                                                    "  - {task: en_fr, metric: chrf, min: 1}"),
+     "suite.yaml:16: field 'gates.1.task': the suite grades no task 'en_fr'; did you mean 'en-fr'?"),
     ("epochs-zero", _replace("  epochs: 1\n", "  epochs: 0\n"), "train.epochs"),
     ("missing-name", _replace("name: cat\n", ""), "missing required field 'name'"),
     ("models-empty", _replace("models:\n  - path: builtin:tiny-translator\n", "models: []\n"), "models"),
@@ -298,6 +303,11 @@ GRADE_DEFECTS = [
     ("preds-extra-id-no-ref", _preds("\n".join(P) + '\n{"task": "en-fr", "id": "zz", "output": "y"}\n'),
      "id 'zz' is not in the task data"),
     ("preds-empty", _preds(""), "no prediction for 4 of 4"),
+    ("preds-lone-surrogate", _preds("\n".join(P[1:]) + '\n{"task": "en-fr", "id": "s0", "output": "Le chat \\ud800"}\n'),
+     "preds.jsonl:4: field 'output' holds a lone surrogate escape"),
+    ("preds-lone-surrogate-reference",
+     _preds("\n".join(P[1:]) + '\n{"task": "en-fr", "id": "s0", "output": "x", "reference": "\\udc80"}\n'),
+     "preds.jsonl:4: field 'reference' holds a lone surrogate"),
     ("preds-deep-json", _preds("[" * 100000 + "]" * 100000 + "\n"), "preds.jsonl:1:"),
 ]
 
@@ -350,6 +360,9 @@ GATE_DEFECTS = [
      "field 'models' is not a list"),
     ("results-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0].update(epochs=[3])),
                                           ["gate", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
+    ("results-score-not-number", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0]["tasks"]
+                                                             ["en-fr"]["metrics"]["bleu"].update(score="12")),
+                                             ["gate", str(ws.run)])[1], "is not a number: the file is damaged"),
     ("results-a-list", lambda ws: (_write("run/results.json", "[]")(ws), ["gate", str(ws.run)])[1], "no schema_version"),
     ("baseline-missing", lambda ws: ["gate", str(ws.run), "--baseline", ws.p("nobase")], "results file not found"),
     ("gates-file-missing", lambda ws: ["gate", str(ws.run), "--gates", ws.p("nogates.yaml")], "gates file not found"),
@@ -392,7 +405,22 @@ REPORT_DEFECTS = [
     ("report-epoch-damaged", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0].update(tasks=[1])),
                                          ["report", str(ws.run)])[1], "an epoch record is not {epoch, tasks}"),
     ("report-second-run-missing", lambda ws: ["report", str(ws.run), ws.p("nope")], "results file not found"),
+    ("report-samples-damaged", lambda ws: (_damage_samples(ws), ["report", str(ws.run)])[1],
+     "en-fr.jsonl:3: not a JSON object: the samples file is damaged"),
+    ("report-score-not-number", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0]["tasks"]["en-fr"]
+                                                            ["metrics"]["bleu"].update(score="high")),
+                                            ["report", str(ws.run)])[1], "metric 'bleu': score \"high\" is not a number"),
+    ("report-score-bool", lambda ws: (ws.edit_results(ws.run, lambda r: r["models"][0]["epochs"][0]["tasks"]["en-fr"]
+                                                      ["metrics"]["chrf"].update(score=True)),
+                                      ["report", str(ws.run)])[1], "the file is damaged"),
 ]
+
+def _damage_samples(ws):
+    path = next((ws.run / "samples").rglob("en-fr.jsonl"))
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = '{"id": "s2", "output": \n'   # a write cut short
+    path.write_text("".join(lines))
+
 
 RUN_DIR_DEFECTS = [
     ("run-dir-existing-run", lambda ws: str(ws.run), "is an existing run: pass --resume"),
@@ -436,6 +464,14 @@ def _cases():
                                words, id=f"{cmd}:{cid}")
     for cid, old, new, words in MACHINE_DEFECTS:
         yield pytest.param(_replace(old, new), SUITE_COMMANDS["train-and-grade"], words, id=f"train-and-grade:{cid}")
+    for cmd in ("preflight", "train-and-grade"):
+        for budget in ("0", "0GiB", "0.0000001"):
+            yield pytest.param(None, lambda ws, cmd=cmd, budget=budget: SUITE_COMMANDS[cmd](ws) + ["--gpu-memory", budget],
+                               "a memory budget must be more than 0 bytes", id=f"{cmd}:gpu-memory-{budget}")
+    for cmd in ("preflight", "train-and-grade"):
+        yield pytest.param(_replace("output_dir: runs", "output_dir: runs\nmemory: {gpu_memory: 0MiB}"),
+                           SUITE_COMMANDS[cmd], "suite memory.gpu_memory '0MiB': a memory budget must be more than 0",
+                           id=f"{cmd}:suite-gpu-memory-zero")
     yield pytest.param(None, lambda ws: ["audit", str(ws.suite), "--json", str(ws.root)], "is a directory", id="audit:json-dir")
     yield pytest.param(None, lambda ws: ["schema", "-o", str(ws.root)], "is a directory", id="schema:out-dir")
 

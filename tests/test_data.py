@@ -84,3 +84,28 @@ def test_multi30k_real_parallel_data():
     s = _suite(SHARED)
     ex = load_rows(DataSpec(parallel={"source": "val.fr.gz", "target": "val.en.gz"}, direction="fr-en", limit=5), s)
     assert len(ex) == 5 and ex[0].source_text.startswith("Translate French to English:\n")
+
+
+def test_synthetic_translation_without_direction_is_en_fr_everywhere(tmp_path, capsys):
+    """The schema lets `direction` out; the rows, the task's language and grading then read en-fr,
+    the direction the generator has always defaulted to (was: AttributeError on None.split)."""
+    from harness.cli import main
+
+    s = _suite(tmp_path)
+    implicit = load_rows(DataSpec(synthetic={"split": "val", "n": 3}), s)
+    explicit = load_rows(DataSpec(synthetic={"direction": "en-fr", "split": "val", "n": 3}), s)
+    assert [(e.id, e.messages) for e in implicit] == [(e.id, e.messages) for e in explicit]
+    assert implicit[0].messages[0]["content"].startswith("Translate English to French:")
+
+    (tmp_path / "s.yaml").write_text("name: t\nmodels: [{path: builtin:tiny-translator}]\n"
+                                     "tasks: [{name: a, data: {synthetic: {n: 3, split: val}}, metrics: [chrf]}]\n"
+                                     "bootstrap: {samples: 10}\n")
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"task": "a", "id": e.id, "output": e.reference}) + "\n"
+                                              for e in explicit))
+    code = main(["grade", str(tmp_path / "s.yaml"), "--predictions", str(tmp_path / "p.jsonl"),
+                 "--run-dir", str(tmp_path / "run"), "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    task = results["models"][0]["epochs"][0]["tasks"]["a"]
+    assert task["metrics"]["chrf"]["score"] == 100.0
+    assert task["language"]["language"] == "fr" and task["language"]["source"] == "direction"

@@ -190,3 +190,32 @@ def test_cluster_on_a_source_without_fields_is_refused_at_load(tmp_path, capsys)
     assert main(["-q", "grade", str(tmp_path / "suite.yaml"), "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "synthetic data have none" in err and "suite.yaml" in err
+
+
+def test_two_sampled_gradings_of_one_model_agree_and_record_their_seed(tiny_model_dir, tmp_path, capsys):
+    """do_sample grading is seeded by generation.seed (unset: train.seed, else 0): the same outputs twice."""
+    import json
+
+    from harness.cli import main
+
+    (tmp_path / "val.jsonl").write_text("".join(
+        json.dumps({"id": f"s{i}", "prompt": f"Translate English to French:\n{src}", "completion": ref}) + "\n"
+        for i, (src, ref) in enumerate([("The cat sleeps.", "Le chat dort."), ("The dog eats.", "Le chien mange."),
+                                        ("A red apple.", "Une pomme rouge."), ("The house.", "La maison.")])))
+
+    def grade(run: str, seed: str = "") -> tuple[list[str], dict]:
+        (tmp_path / "s.yaml").write_text(
+            f"name: s\nmodels: [{{path: {tiny_model_dir}}}]\ntasks:\n  - name: en-fr\n    data: {{path: val.jsonl}}\n"
+            f"    metrics: [chrf]\n    generation: {{do_sample: true, temperature: 2.0, max_new_tokens: 12{seed}}}\n"
+            "bootstrap: {samples: 10}\n")
+        assert main(["-q", "grade", str(tmp_path / "s.yaml"), "--run-dir", str(tmp_path / run), "--no-report"]) == 0, \
+            capsys.readouterr().err
+        task = json.loads((tmp_path / run / "results.json").read_text())["models"][0]["epochs"][0]["tasks"]["en-fr"]
+        rows = (tmp_path / run / task["samples"]).read_text().splitlines()
+        return [json.loads(r)["output"] for r in rows], task
+
+    first, task = grade("a")
+    again, _ = grade("b")
+    assert again == first and task["generation_seed"] == 0
+    other, task = grade("c", ", seed: 5")
+    assert other != first and task["generation_seed"] == 5

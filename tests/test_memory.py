@@ -402,6 +402,28 @@ def test_preflight_is_offline_and_never_imports_torch(tmp_path):
     assert result[:3] == ["3", "False", "False"], out[-2000:]
 
 
+def test_an_unreachable_hub_model_is_one_line(tmp_path):
+    """A hub id with no shipped config, the hub unreachable (a closed port on this machine stands
+    in for no network): one error line, not the hub client's retry warnings before it."""
+    import socket
+
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: hub\nmodels: [{path: some-org/does-not-exist}]\n"
+                     "tasks: [{name: t, data: {synthetic: {n: 2}}}]\n"
+                     "train: {epochs: 1, data: [{synthetic: {n: 4}}]}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"), HARNESS_CACHE=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "preflight", str(suite), "--gpu-memory", "12GiB"],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: some-org/does-not-exist:") and "not reachable" in lines[0], lines[0]
+
+
 def test_fits_or_explain_for_train_and_grade():
     from harness.suite import load_suite
 

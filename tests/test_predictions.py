@@ -62,3 +62,27 @@ def test_an_integer_id_and_its_string_are_the_same_item(tmp_path):
     rows = [{"task": "t", "id": "7", "output": "x"}, {"task": "t", "id": 7, "output": "y"}]
     with pytest.raises(DataError, match=r"p.jsonl:2: duplicate id '7' for task t \(first at line 1\)"):
         load_predictions(_write(tmp_path, rows), [_task()])
+
+
+def test_grade_accepts_the_allowance_its_gate_refusal_names(tmp_path, monkeypatch, capsys):
+    """`harness grade` gates with the suite's gates; the refusal of overridden references names a
+    flag, and `harness grade` takes that flag."""
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "val.jsonl").write_text("".join(json.dumps({"id": f"s{i}", "prompt": f"q{i}", "completion": f"a{i}"})
+                                                + "\n" for i in range(3)))
+    (tmp_path / "s.yaml").write_text("name: p\nmodels: [{path: builtin:tiny-translator}]\n"
+                                     "tasks: [{name: t, data: {path: val.jsonl}, metrics: [exact_match]}]\n"
+                                     "gates: [{task: t, metric: exact_match, min: 0}]\nbootstrap: {samples: 10}\n")
+    rows = [{"task": "t", "id": f"s{i}", "output": f"a{i}"} for i in range(3)]
+    rows[0]["reference"] = "a0 but different"
+    preds = _write(tmp_path, rows)
+    argv = ["grade", str(tmp_path / "s.yaml"), "--predictions", str(preds), "--no-report"]
+    assert main(argv + ["--run-dir", "refused"]) == 2
+    err = capsys.readouterr().err
+    flag = "--allow-overridden-references"
+    assert flag in err
+    assert main(argv + ["--run-dir", "allowed", flag]) == 0
+    out = capsys.readouterr().out
+    assert "overridden" in out and "pass" in out

@@ -123,6 +123,23 @@ def test_suite_difference_names_the_first_field(tmp_path):
     assert suite_difference(dump_suite(a), b) == "tasks[0].data.synthetic.n: 8 in the run, 9 in the given suite"
 
 
+def test_a_run_from_before_a_new_unset_field_still_resumes(tmp_path):
+    """A run whose suite.yaml predates generation.seed: the field, left unset, is no difference;
+    set, it is."""
+    import yaml
+
+    from harness.suite import dump_suite
+
+    a = _suite(tmp_path)
+    old = yaml.safe_load(dump_suite(a))
+    for task in old["tasks"]:
+        del task["generation"]["seed"]
+    stored = yaml.safe_dump(old, sort_keys=False)
+    assert suite_difference(stored, a) is None
+    a.tasks[0].generation.seed = 4
+    assert suite_difference(stored, a) == "tasks[0].generation.seed: only in the given suite"
+
+
 def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "harness.cli", "-q", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})

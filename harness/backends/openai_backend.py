@@ -81,7 +81,8 @@ class OpenAIBackend(Capabilities):
             try:
                 resp = await client.chat.completions.create(
                     model=self.model, messages=ex.prompt_messages, max_tokens=gen.max_new_tokens,
-                    temperature=gen.temperature if gen.do_sample else 0.0, top_p=gen.top_p if gen.do_sample else 1.0)
+                    temperature=gen.temperature if gen.do_sample else 0.0, top_p=gen.top_p if gen.do_sample else 1.0,
+                    **({"seed": gen.seed} if gen.do_sample and gen.seed is not None else {}))
             except openai.APITimeoutError:
                 raise EndpointError(f"endpoint {self.url}: item {ex.id} timed out after {self.timeout:.0f}s "
                                     f"and {self.max_retries} retries") from None

@@ -82,7 +82,14 @@ class TransformersBackend(Capabilities):
 
     def generate(self, examples: Sequence[Example], gen: GenerationSpec,
                  on_items: Optional[Callable[[int], None]] = None) -> list[Generation]:
-        return self._in_eval_mode(self._generate, examples, gen, on_items)
+        if not gen.do_sample:
+            return self._in_eval_mode(self._generate, examples, gen, on_items)
+        # Sampling draws from torch's generator: seeded, two gradings give the same outputs; forked,
+        # the training that resumes after an epoch's grading draws what it would have drawn.
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []   # manual_seed seeds all
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(gen.seed if gen.seed is not None else 0)
+            return self._in_eval_mode(self._generate, examples, gen, on_items)
 
     def reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int = 4096,
                       chunk_bytes: int = SCORE_CHUNK_BYTES) -> list[tuple[float, int]]:

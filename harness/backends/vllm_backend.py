@@ -180,7 +180,7 @@ class VLLMBackend(Capabilities):
         return self.vllm.SamplingParams(
             max_tokens=gen.max_new_tokens, stop_token_ids=list(self.eot),
             temperature=gen.temperature if gen.do_sample else 0.0, top_p=gen.top_p if gen.do_sample else 1.0,
-            skip_special_tokens=True)
+            skip_special_tokens=True, **({"seed": gen.seed} if gen.do_sample else {}))
 
     def generate(self, examples: Sequence[Example], gen: GenerationSpec,
                  on_items: Optional[Callable[[int], None]] = None) -> list[Generation]:

@@ -14,24 +14,27 @@ from harness.dataprep.normalise import normalise_messages
 from harness.dataprep.recipe import load_recipe
 from harness.errors import DataError
 from harness.suite import load_suite
+from harness.tables import print_table
 
 Log = Callable[[str], None]
 _COLOUR = {"error": "red", "warning": "yellow", "info": "green"}
 
 
-def data_build(recipe_path: str, out: str, console, log: Log) -> int:
+def data_build(recipe_path: str, out: str, console, log: Log, table: bool = True) -> int:
+    """`table`: the per-source table before the final line (off under -q)."""
     from rich.table import Table
 
     manifest = build_dataset(load_recipe(recipe_path), Path(out), log=log)
-    table = Table(title=f"{manifest['recipe']}: rows per source and stage")
+    rows = Table(title=f"{manifest['recipe']}: rows per source and stage")
     cols = ("read", "invalid", "empty_rows", "duplicates_within", "duplicates_across", "near_duplicates",
             "kept", "mixed", "train", "validation")
-    table.add_column("source")
+    rows.add_column("source")
     for c in ("read", "invalid", "empty", "dup", "dup across", "near", "kept", "mixed", "train", "val", "ratio"):
-        table.add_column(c, justify="right")
+        rows.add_column(c, justify="right")
     for name, rec in manifest["sources"].items():
-        table.add_row(name, *(f"{rec[c]:,}" for c in cols), f"{manifest['mix']['realised'][name]:.3f}")
-    console.print(table)
+        rows.add_row(name, *(f"{rec[c]:,}" for c in cols), f"{manifest['mix']['realised'][name]:.3f}")
+    if table:
+        print_table(console, rows)
     console.print(f"recipe hash {manifest['recipe_hash'][:16]}; wrote {', '.join(manifest['outputs'])} "
                   f"and manifest.json to {out}")
     return 0
@@ -40,6 +43,7 @@ def data_build(recipe_path: str, out: str, console, log: Log) -> int:
 def data_check(target: str, tokenizer: Optional[str], max_seq_len: Optional[int], json_path: Optional[Path],
                console, log: Log) -> int:
     from rich.table import Table
+
 
     path = Path(target)
     if not path.exists():
@@ -59,7 +63,7 @@ def data_check(target: str, tokenizer: Optional[str], max_seq_len: Optional[int]
         table.add_column(col)
     for f in findings:
         table.add_row(f.check, f"[{_COLOUR[f.level]}]{f.level}[/]", f.message, "\n".join(map(str, f.examples[:3])))
-    console.print(table)
+    print_table(console, table)
     if json_path:
         json_path.write_text(json.dumps([f.as_dict() for f in findings], indent=1, ensure_ascii=False) + "\n")
     return exit_code(findings)

@@ -128,6 +128,8 @@ class _Side:
         if ck not in cache:
             try:
                 cache[ck] = load_sample_stats(self.run, self.record, key)
+            except ResultsError:   # already names the file and line
+                raise
             except (ValueError, KeyError, TypeError, OSError) as e:
                 raise ResultsError(f"{self.run.root / rel}: unreadable sample file: {e}") from None
         got = cache[ck]

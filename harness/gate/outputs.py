@@ -90,6 +90,8 @@ def print_table(verdicts: dict, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from harness.tables import print_table
+
     table = Table(title=f"gates: {verdicts.get('model') or ''}", show_lines=False)
     for col, just in (("result", "left"), ("gate", "left"), ("checkpoint", "left"), ("value", "right"),
                       ("reference", "right"), ("delta", "right"), ("p", "right"), ("mode", "left"),
@@ -105,7 +107,7 @@ def print_table(verdicts: dict, console) -> None:
         table.add_row(Text(g["status"].upper(), style=colours.get(g["status"], "white")), Text(g["name"]),
                       Text(_checkpoint_label(g["checkpoint"], g["epoch"])), _fmt(g.get("value")), Text(ref),
                       _fmt(g.get("delta")), _fmt_p(g.get("p_value")), g.get("mode") or "–", Text(g["message"]))
-    console.print(table)
+    print_table(console, table)
     v = verdicts["verdict"]
     colour = colours.get(v["status"], "white")
     console.print(f"gates: [{colour}]{v['status']}[/] ", end="")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from harness.errors import UserError
 from harness.memory.units import fmt_bytes, parse_size
 
 
@@ -33,16 +34,34 @@ def nvml_used() -> Optional[int]:
     return info["used"] if info else None
 
 
+def parse_budget(text: str, where: str) -> int:
+    """A budget in bytes; one of no bytes fits nothing (a typo: a missing unit or digit), refused
+    as such. `where` names the flag or suite field."""
+    size = parse_size(text)
+    if size <= 0:
+        raise UserError(f"{where} {text!r}: a memory budget must be more than 0 bytes, e.g. 12GiB")
+    return size
+
+
+def check_budget(gpu_memory: Optional[str], suite) -> None:
+    """The given budgets (flag and suite), parsed before a run directory exists; NVML is not asked."""
+    if gpu_memory is not None:
+        parse_budget(gpu_memory, "--gpu-memory")
+    if suite.memory.gpu_memory is not None:
+        parse_budget(suite.memory.gpu_memory, "suite memory.gpu_memory")
+
+
 def resolve_budget(gpu_memory: Optional[str], suite=None, nvml: str = "free") -> tuple[Optional[int], str]:
     """(bytes, where it came from): --gpu-memory, else the suite's memory.gpu_memory, else NVML.
 
     From NVML, before a job starts, the budget is the GPU's free memory (other processes keep
     theirs); after a run (`nvml="total"`), the card's total.
     """
-    if gpu_memory:
-        return parse_size(gpu_memory), f"--gpu-memory {gpu_memory}"
-    if suite is not None and suite.memory.gpu_memory:
-        return parse_size(suite.memory.gpu_memory), f"suite memory.gpu_memory {suite.memory.gpu_memory}"
+    if gpu_memory is not None:
+        return parse_budget(gpu_memory, "--gpu-memory"), f"--gpu-memory {gpu_memory}"
+    if suite is not None and suite.memory.gpu_memory is not None:
+        return (parse_budget(suite.memory.gpu_memory, "suite memory.gpu_memory"),
+                f"suite memory.gpu_memory {suite.memory.gpu_memory}")
     info = nvml_memory()
     if info:
         return info[nvml], (f"NVML: {info['name']}, {fmt_bytes(info['free'])} free of "

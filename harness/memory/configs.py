@@ -124,11 +124,12 @@ def load_model_config(path_or_id: str) -> ModelConfig:
     if _offline():
         raise ModelConfigError(f"{s}: no shipped config and the hub is offline (HF_HUB_OFFLINE); "
                                f"give a local model directory, or one of: {known}")
+    _probe_hub(s, known)
     try:
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(s)          # downloads config.json only
-    except Exception as e:  # network, gated repo, unknown architecture: one line
+    except Exception as e:  # gated repo, unknown architecture: one line
         raise ModelConfigError(f"{s}: could not read its config.json from the hub "
                                f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
                                f"give a local model directory, or one of: {known}") from None
@@ -137,6 +138,32 @@ def load_model_config(path_or_id: str) -> ModelConfig:
     if isinstance(text, dict) and "hidden_size" not in raw:
         raw = {**text, "model_type": text.get("model_type", raw.get("model_type"))}
     return ModelConfig(raw=raw, source="hub", name=s, where=f"hub:{s}")
+
+
+def _probe_hub(hub_id: str, known: str) -> None:
+    """One HEAD request for the id's config.json, unless it is cached: an unreachable hub or an
+    unknown id is one error line at once, where the download itself would log a warning per
+    retry and back off for half a minute first."""
+    import logging
+
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(hub_id, "config.json"), str):
+        return
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)    # a hub client that still retries: its warnings are this one line
+    try:
+        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(hub_id, "config.json"))
+    except (RepositoryNotFoundError, EntryNotFoundError):
+        raise ModelConfigError(f"{hub_id}: no such model on the hub (or a gated one: log in with `hf auth login`); "
+                               f"give a local model directory, or one of: {known}") from None
+    except Exception as e:  # no network, DNS, refused, timeout, proxy
+        raise ModelConfigError(f"{hub_id}: no shipped config and the hub is not reachable ({type(e).__name__}); "
+                               f"give a local model directory, or one of: {known}") from None
+    finally:
+        hub_log.setLevel(level)
 
 
 def _read_json(path: Path) -> dict:
