@@ -84,8 +84,9 @@ def _verdict(section: dict, best: dict) -> dict:
     rec = section["recommended"]
     if rec is None:
         forgot = ", ".join(str(e) for e in section["forgotten_epochs"])
-        return {"status": "warn", "summary": f"no epoch tied with the best ({best['metric']}: {ties}) is free of "
-                                             f"forgetting (forgotten at {forgot}){stab}"}
+        return {"status": "warn", "summary": f"no checkpoint to recommend: every epoch within noise of the best "
+                                             f"{best['metric']} (tie set {ties}) has something forgotten "
+                                             f"(forgotten at epochs {forgot}){stab}"}
     if rec == best["epoch"]:
         why = "the best, nothing forgotten" if len(section["tie_set"]) == 1 else \
             f"the best; tied within noise: {ties}"
@@ -93,4 +94,5 @@ def _verdict(section: dict, best: dict) -> dict:
         c = section["comparisons"][str(rec)]
         why = (f"the earliest epoch within noise of the best (epoch {best['epoch']}, "
                f"Δ {c['delta_vs_best']:+.2f}, {fmt_p(c['p_adjusted'])}; tie set {ties}) with nothing forgotten")
-    return {"status": "pass", "summary": f"keep epoch {rec}: {why}{stab}"}
+    base = " (the base model: training did not beat it beyond noise)" if rec == 0 else ""
+    return {"status": "pass", "summary": f"keep epoch {rec}{base}: {why}{stab}"}

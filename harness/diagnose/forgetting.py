@@ -8,8 +8,9 @@ probability at most 1 - confidence, not once per test.
 Each row also states what the test set can see (harness/stats/power.py): the minimum
 detectable effect (MDE) at the family's per-test level alpha / m and the suite's power, before
 training (unpaired, from epoch 0 alone) and at each graded epoch (paired, measured). A cell whose
-MDE is above the threshold is *underpowered*: a drop of the threshold could pass unseen, and
-the verdict says so with the item count that would fix it, never a bare pass.
+MDE is above the threshold, and whose interval does not rule out a drop of the threshold either
+(an improvement can), is *underpowered*: a drop of the threshold could pass unseen, and the
+verdict says so with the item count that would fix it, never a bare pass.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def forgetting(record: ModelRecord, items: ItemStats, suite: Suite) -> dict:
     for ms in section["tasks"].values():
         for row in ms.values():
             for cell in row["epochs"].values():
-                _judge(cell, row["threshold"], alpha)
+                _judge(cell, row["threshold"], alpha, row["higher_is_better"])
     section["verdict"] = _verdict(section, record, graded[-1]["epoch"], spec)
     return section
 
@@ -99,16 +100,24 @@ def _paired_power(metric, test: dict, spec: ForgettingSpec, alpha_test: float, t
     return mde, items_needed(n, mde, threshold)
 
 
-def _judge(cell: dict, threshold: float, alpha: float) -> None:
-    """status: forgotten | underpowered (could not see a drop of the threshold) | pass | untested."""
+def _judge(cell: dict, threshold: float, alpha: float, higher: bool) -> None:
+    """status: forgotten | pass (a drop of the threshold is ruled out, or the test could see one and
+    did not) | underpowered (neither: a drop of the threshold could pass unseen) | untested."""
     p = cell["p_adjusted"]
     if p is None:
         cell["forgotten"], cell["status"] = None, "untested"
-    elif cell["drop"] > threshold and p < alpha:
+        return
+    ci = cell["ci"]
+    # the drop's upper confidence bound: an improvement whose interval rules out a drop of the
+    # threshold has nothing left to see, however small the test set
+    cell["drop_bound"] = None if not ci else (-ci[0] if higher else ci[1])
+    if cell["drop"] > threshold and p < alpha:
         cell["forgotten"], cell["status"] = True, "forgotten"
-    else:
-        cell["forgotten"] = False
-        cell["status"] = "underpowered" if cell["mde"] is not None and cell["mde"] > threshold else "pass"
+        return
+    cell["forgotten"] = False
+    ruled_out = cell["drop_bound"] is not None and cell["drop_bound"] <= threshold
+    could_see = cell["mde"] is not None and cell["mde"] <= threshold
+    cell["status"] = "pass" if ruled_out or could_see else "underpowered"
 
 
 def _verdict(section: dict, record: ModelRecord, last_epoch: int, spec: ForgettingSpec) -> dict:
