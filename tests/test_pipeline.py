@@ -131,16 +131,16 @@ def test_stored_bleu_and_chrf_equal_sacrebleu_cli(trained_run, tmp_path):
 
 
 def test_interrupted_run_keeps_graded_epochs(tiny_model_dir, tmp_path, monkeypatch):
-    from harness import pipeline
+    from harness import epoch_loop, pipeline
 
-    real = pipeline.grade_epoch
+    real = epoch_loop.grade_epoch
 
     def grade_then_interrupt(*args, **kw):
         if args[5] == 1:  # epoch
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(pipeline, "grade_epoch", grade_then_interrupt)
+    monkeypatch.setattr(epoch_loop, "grade_epoch", grade_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         pipeline.train_and_grade(_suite(tiny_model_dir, tmp_path), log=lambda m: None, run_dir=str(tmp_path / "r"))
     results, _ = load_results(tmp_path / "r")
