@@ -270,7 +270,7 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                 backend = cls.from_spec(spec, path)
             record = model_record(spec.name, spec.path, spec.adapter, parameters=getattr(backend, "parameters", None))
             results["models"].append(record)
-            er = _grade_checkpoint(suite, spec, path, backend, backend_name, tasks, run, log, bars)
+            er = _grade_checkpoint(suite, spec, path, backend, backend_name, tasks, run, log, bars, train_rows)
             record["epochs"].append(er)
             record["best"] = best_epoch(record, default_best_metric(suite, tasks))
             save()
@@ -285,15 +285,20 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
 
 
 def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend_name: str,
-                      tasks: list[LoadedTask], run: RunDir, log: Log, bars: Progress = OFF) -> dict:
+                      tasks: list[LoadedTask], run: RunDir, log: Log, bars: Progress = OFF,
+                      train_rows: Optional[list] = None) -> dict:
     """One model graded as epoch 0: the auto grading batch chosen for it, its grading peak measured
-    (transformers backend; a server's memory is not ours to measure)."""
+    (transformers backend; a server's memory is not ours to measure). The batch's estimate counts
+    the rows already loaded (`train_rows`: empty or None, not loaded)."""
     from harness import memory
 
     if backend_name != "transformers":
         return grade_epoch(backend, with_grading_batch(tasks, AUTO_GRADING_BATCH_BOUND), suite.bootstrap, run,
                            spec.name, 0, progress=log if bars.mode == "off" else None, bars=bars)
-    grading = memory.grading_estimate(suite, spec, path, backend.tokenizer, backend.device)
+    loaded = memory.LoadedRows(train=train_rows or None, tasks=[t.examples for t in tasks])
+    grading = memory.grading_estimate(suite, spec, path, backend.tokenizer, backend.device,
+                                      shared=memory.SharedPlan(suite, spec, path, backend.tokenizer, backend.device,
+                                                               loaded))
     log(f"grading batch {grading['batch']} ({grading['why']})")
     with memory.grading_phase(backend.device) as probe:
         er = grade_epoch(probe.wrap(backend), with_grading_batch(tasks, grading["batch"]), suite.bootstrap, run,
