@@ -64,15 +64,16 @@ def call_halving_batch(call: Callable[[int], T], batch_size: int, what: str) -> 
         batch, halvings = max(1, batch // 2), halvings + 1
 
 
-def training_remedy(suite, spec, gpu_memory: Optional[str] = None) -> str:
-    """The memory preflight's first configuration that fits, as one line of changes.
+def training_remedy(suite, spec, gpu_memory: Optional[str] = None, shared=None) -> str:
+    """The memory preflight's first configuration that fits, as one line of changes
+    (`shared`: the model's harness.memory.SharedPlan, as the run built it).
 
     When the estimate already fitted the budget (or there is no budget: the estimate was too
     low for what the GPU really had free), the target is three quarters of the estimate: the
     first configuration the preflight expects to need 25% less memory.
     """
     try:
-        r = memory.preflight(suite, spec, gpu_memory)
+        r = memory.preflight(suite, spec, gpu_memory, shared=shared)
         steps = r.fix or memory.suggest_fix(r.plan, int(r.estimate.total * 0.75))
     except Exception:   # no model config or tokenizer offline: the generic order still helps
         return GENERIC_REMEDY

@@ -352,6 +352,109 @@ tasks:
     assert 0 < offline.eval_prompt_len < 256   # grading lengths from a byte bound of the data
 
 
+def _jsonl_suite(tmp_path, model_dir) -> "object":
+    """A suite whose data are files in tmp_path: two training sources (one cut by offset/limit),
+    one task longer than the byte bound's 300 rows."""
+    from harness.suite import parse_suite
+
+    def write(name, n, words):
+        rows = [{"messages": [{"role": "user", "content": f"Translate {i}: " + "word " * (i % words)},
+                              {"role": "assistant", "content": "mot " * (i % (words + 3))}]} for i in range(n)]
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    write("a.jsonl", 40, 7)
+    write("b.jsonl", 900, 11)
+    write("val.jsonl", 350, 5)
+    return parse_suite(f"""
+name: t
+models: [{{name: tiny, path: {model_dir}}}]
+train:
+  data: [{{path: a.jsonl}}, {{path: b.jsonl, offset: 10, limit: 600}}]
+  batch_size: 4
+  max_seq_len: 64
+tasks:
+  - name: t
+    data: {{path: val.jsonl}}
+""", base_dir=tmp_path)
+
+
+def test_a_plan_from_rows_already_loaded_equals_one_that_reads_them(tiny_model_and_tokenizer, tiny_model_dir,
+                                                                    tmp_path):
+    from harness.data import load_rows, load_training_rows
+
+    _, tok = tiny_model_and_tokenizer
+    suite = _jsonl_suite(tmp_path, tiny_model_dir)
+    spec = suite.models[0]
+    loaded = M.LoadedRows(train=load_training_rows(suite), tasks=[load_rows(t.data, suite) for t in suite.tasks])
+    read = {"tokenized": M.plan_from_suite(suite, spec, sample_tokenizer=tok, device="cpu"),
+            "byte bound": M.plan_from_suite(suite, spec, device="cpu")}
+    given = {"byte bound": M.plan_from_suite(suite, spec, device="cpu", loaded=loaded)}
+    (tmp_path / "b.jsonl").unlink()   # from here on, reading the data again would fail (and be noted)
+    (tmp_path / "val.jsonl").unlink()
+    given["tokenized"] = M.SharedPlan(suite, spec, str(tiny_model_dir), tok, "cpu", loaded).copy()
+    assert read["tokenized"].lengths_exact and len(read["tokenized"].lengths) == 640
+    assert read["byte bound"].eval_items == 300 and read["tokenized"].eval_items == 350
+    for how in read:
+        assert given[how].describe() == read[how].describe(), how
+        assert given[how].lengths == read[how].lengths and given[how].eval_items == read[how].eval_items, how
+        assert given[how].notes == read[how].notes, how   # no "data not read" note
+    # the byte bound reads each training source's first rows itself (the file is gone: it says so);
+    # the grading rows it takes as given
+    bound = M.plan_from_suite(suite, spec, device="cpu", loaded=loaded)
+    assert any("training data not read" in n for n in bound.notes)
+    assert bound.eval_prompt_len == read["byte bound"].eval_prompt_len and bound.eval_items == 300
+
+
+def test_a_shared_plan_is_built_once_and_each_user_changes_its_own_copy(tiny_model_dir, tmp_path, monkeypatch):
+    from harness.memory import plan as plan_module
+
+    suite = _jsonl_suite(tmp_path, tiny_model_dir)
+    builds = []
+    real = plan_module.plan_from_suite
+    monkeypatch.setattr(plan_module, "plan_from_suite", lambda *a, **k: builds.append(1) or real(*a, **k))
+    shared = M.SharedPlan(suite, suite.models[0], str(tiny_model_dir), None, "cpu")
+    fits, line = M.fits_or_explain(suite, suite.models[0], "12GiB", shared=shared)
+    grading = M.grading_estimate(suite, suite.models[0], None, shared=shared)
+    record = M.memory_record(suite, suite.models[0], None, {"weights": 1}, shared=shared)
+    assert builds == [1] and fits and "fits 12.00 GiB" in line
+    assert grading["batch"] >= 1 and record["plan"]["device"] == "cpu" and record["terms"]["cuda_context"] == 0
+    gpu = shared.copy(device="cuda", budget_bytes=M.GiB)
+    gpu.notes.append("mine")
+    again = shared.copy()
+    assert (again.device, again.budget_bytes) == ("cpu", None) and "mine" not in again.notes
+
+
+def test_a_shared_plan_that_cannot_be_built_fails_every_user_as_before(tmp_path):
+    from harness.suite import AUTO_GRADING_BATCH_BOUND, parse_suite
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}', encoding="utf-8")
+    suite = parse_suite(f"""
+name: t
+models: [{{name: m, path: {model}}}]
+train: {{data: [{{synthetic: {{kind: translation, direction: en-fr, split: train, n: 8}}}}]}}
+tasks: [{{name: t, data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 4}}}}}}]
+""")
+    spec = suite.models[0]
+    # a config without its sizes: the preflight check fails loudly, as it did with a plan of its own
+    broken = M.SharedPlan(suite, spec, str(model), None, "cpu")
+    with pytest.raises(KeyError):
+        M.fits_or_explain(suite, spec, "12GiB", shared=broken)
+    assert "no estimate: KeyError" in M.grading_estimate(suite, spec, None, shared=broken)["why"]
+    # no config at all (gone since the suite was loaded): skipped, the fallback batch, no estimate
+    (model / "config.json").unlink()
+    (model / "notes.txt").write_text("no config here", encoding="utf-8")
+    shared = M.SharedPlan(suite, spec, str(model), None, "cpu")
+    fits, line = M.fits_or_explain(suite, spec, "12GiB", shared=shared)
+    assert fits and line.startswith("memory preflight skipped") and "no config.json" in line
+    grading = M.grading_estimate(suite, spec, None, shared=shared)
+    assert grading["batch"] == AUTO_GRADING_BATCH_BOUND and "no estimate: ModelConfigError" in grading["why"]
+    record = M.memory_record(suite, spec, None, {"weights": 1, "nvml_used_peak": 5}, shared=shared)
+    assert record["verdict"]["status"] == "skipped" and "ModelConfigError" in record["verdict"]["summary"]
+    assert record["measured"] == {"weights": 1}
+
+
 # --------------------------------------------------------------------- preflight
 def test_preflight_gemma_270m_full_breakdown_and_fix(capsys):
     from harness.cli import main

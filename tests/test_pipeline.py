@@ -131,21 +131,44 @@ def test_stored_bleu_and_chrf_equal_sacrebleu_cli(trained_run, tmp_path):
 
 
 def test_interrupted_run_keeps_graded_epochs(tiny_model_dir, tmp_path, monkeypatch):
-    from harness import pipeline
+    from harness import epoch_loop, pipeline
 
-    real = pipeline.grade_epoch
+    real = epoch_loop.grade_epoch
 
     def grade_then_interrupt(*args, **kw):
         if args[5] == 1:  # epoch
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(pipeline, "grade_epoch", grade_then_interrupt)
+    monkeypatch.setattr(epoch_loop, "grade_epoch", grade_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         pipeline.train_and_grade(_suite(tiny_model_dir, tmp_path), log=lambda m: None, run_dir=str(tmp_path / "r"))
     results, _ = load_results(tmp_path / "r")
     assert results["status"] == "interrupted"
     assert [e["epoch"] for e in results["models"][0]["epochs"]] == [0]
+
+
+def test_one_memory_plan_per_model_and_the_measured_memory_stored(tiny_model_dir, tmp_path, monkeypatch):
+    """The fit check, the grading batch and the memory record estimate one plan, built from the
+    rows already loaded: the plan reading the data itself would be the same."""
+    from harness.memory import plan as plan_module
+    from harness.pipeline import train_and_grade
+    from runners.trl_sft import load_tokenizer
+
+    builds = []
+    real = plan_module.plan_from_suite
+    monkeypatch.setattr(plan_module, "plan_from_suite", lambda *a, **k: builds.append(a[1].name) or real(*a, **k))
+    suite = _suite(tiny_model_dir, tmp_path, extra="memory: {gpu_memory: 12GiB}")
+    results, _ = train_and_grade(suite, log=lambda m: None, run_dir=str(tmp_path / "r"))
+    assert builds == ["tiny"]
+    rec = load_results(tmp_path / "r")[0]["models"][0]
+    reading = real(suite, suite.models[0], sample_tokenizer=load_tokenizer(str(tiny_model_dir)), device="cpu")
+    assert rec["memory"]["plan"] == json.loads(json.dumps(reading.describe()))
+    assert "tokenized" in rec["memory"]["plan"]["length_source"]
+    # what the trainer measured, returned by the job and stored: the exact bytes of the trained state
+    assert set(rec["memory"]["measured"]) == {"weights", "gradients", "optimizer", "activations", "logits"}
+    assert rec["memory"]["comparison"]["weights+gradients+optimizer"]["ratio"] == pytest.approx(1.0, abs=0.01)
+    assert not [k for k in rec if k.startswith("_")]
 
 
 def test_lora_trains_only_the_adapter(tiny_model_dir, tmp_path):

@@ -22,7 +22,7 @@ from harness.diagnose.power import power_lines, power_section
 from harness.results import ModelRecord, RunDir
 from harness.suite import Suite
 
-__all__ = ["LOSS", "TokenLoss", "diagnose_model", "power_lines", "power_section", "smooth"]
+__all__ = ["LOSS", "ItemStats", "TokenLoss", "diagnose_model", "power_lines", "power_section", "smooth"]
 
 
 def diagnose_model(record: ModelRecord, run: RunDir, suite: Suite) -> None:

@@ -28,7 +28,8 @@ One concern a module, in the order data flows:
     units        bytes per dtype, GiB/MiB, parse_size / fmt_bytes
     configs      model configs (local, shipped, hub, built-in) and the meta-device inventory
     lengths      data-aware lengths (a sample of the suite's rows, tokenized or byte-bounded)
-    plan         TrainPlan: the model, the method, the shapes (plan_from_suite, make_plan)
+    plan         TrainPlan: the model, the method, the shapes (plan_from_suite, make_plan); SharedPlan:
+                 one model's plan built once for a training run
     activations  the activation walk: saved-for-backward bytes, op by op
     terms        per-term formulas of the static terms: weights, optimizer states
     grading      the grading phase's terms (generation, scoring) and the auto grading batch
@@ -53,8 +54,8 @@ from harness.memory.configs import (SHIPPED_DIR, Inventory, ModelConfig, ModelCo
 from harness.memory.estimate import (ALLOCATOR_OVERHEAD, CUDA_CONTEXT_BYTES, FOLK_RULE_BYTES_PER_PARAM, TERM_LABELS,
                                      TERM_ORDER, Estimate, estimate)
 from harness.memory.folk_rule import FOLK_RULE_PARTS, folk_rule_rows
-from harness.memory.lengths import REFERENCE_NLL_MAX_LEN, TEMPLATE_TOKENS, TEMPLATE_TOKENS_PER_MESSAGE
-from harness.memory.plan import Arch, TrainPlan, make_plan, plan_from_suite
+from harness.memory.lengths import REFERENCE_NLL_MAX_LEN, TEMPLATE_TOKENS, TEMPLATE_TOKENS_PER_MESSAGE, LoadedRows
+from harness.memory.plan import Arch, SharedPlan, TrainPlan, make_plan, plan_from_suite
 from harness.memory.preflight import (PreflightResult, fits_or_explain, preflight, render_preflight,
                                       run_preflight)
 from harness.memory.probes import MemoryProbe, measure_step
@@ -71,7 +72,7 @@ __all__ = [
     "CUDA_CONTEXT_BYTES", "DTYPE_NAMES", "FOLK_RULE_BYTES_PER_PARAM", "FOLK_RULE_PARTS", "GC_COST", "GiB",
     "MiB", "NF4_BLOCK", "NF4_NESTED_BLOCK", "REFERENCE_NLL_MAX_LEN", "SHIPPED_DIR", "TEMPLATE_TOKENS",
     "TEMPLATE_TOKENS_PER_MESSAGE", "TERM_LABELS", "TERM_ORDER", "Arch", "Estimate", "FixStep", "Inventory",
-    "Knob", "MemoryCallback", "MemoryProbe", "ModelConfig", "ModelConfigError", "PreflightResult", "TrainPlan",
+    "Knob", "LoadedRows", "MemoryCallback", "MemoryProbe", "ModelConfig", "ModelConfigError", "PreflightResult", "SharedPlan", "TrainPlan",
     "UserError", "AUTO_GRADING_BATCH_MAX", "SCORE_CHUNK_BYTES", "GradingProbe", "auto_grading_batch",
     "GENERATION_ROW_BYTES", "generation_bytes", "grading_bytes", "grading_estimate", "grading_phase", "grading_record", "measured_epoch", "scoring_bytes",
     "apply_levels", "build_inventory", "cache_dir", "compare", "estimate", "fits_or_explain",

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
+from typing import Optional
 
 from harness.data import load_rows
 
@@ -10,6 +12,15 @@ REFERENCE_NLL_MAX_LEN = 4096              # harness.backends.transformers_backen
 
 TEMPLATE_TOKENS = 32             # chat-template tokens per conversation (a default system prompt, BOS...)
 TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators per message
+
+
+@dataclass(frozen=True)
+class LoadedRows:
+    """Rows a caller has already loaded (the pipeline, before training): the lengths are counted
+    from them instead of reading the data again. None: read that part as usual."""
+
+    train: Optional[list] = None    # every training row, the sources concatenated in suite order
+    tasks: Optional[list] = None    # each task's rows (a list per task), in suite order
 
 
 def _render_len(tokenizer, messages, add_generation_prompt=False) -> int:
@@ -31,14 +42,15 @@ def _sample(rows: list, limit: int, seed: int = 0) -> list:
     return random.Random(seed).sample(rows, limit)
 
 
-def _data_aware(plan, suite, tokenizer, limit: int = 1000) -> None:
+def _data_aware(plan, suite, tokenizer, limit: int = 1000, loaded: Optional[LoadedRows] = None) -> None:
     """Lengths from the data, written into `plan` (plan.py's TrainPlan, being built): tokenized with
     the model's tokenizer, or bounded by byte counts.
 
     With a tokenizer the training batch width becomes what the data needs (capped by
     max_seq_len; packed rows are max_seq_len long). Without one, training keeps max_seq_len
     (the most a batch can be) and the byte bound only feeds the remedies; grading rows are
-    never truncated, so their lengths always come from the data.
+    never truncated, so their lengths always come from the data. `loaded`: the rows already in
+    memory, counted as if they had been read here.
     """
     exact = tokenizer is not None
     how = "tokenized" if exact else "UTF-8 byte bound"
@@ -46,14 +58,20 @@ def _data_aware(plan, suite, tokenizer, limit: int = 1000) -> None:
     def count(messages, gen=False):
         return _render_len(tokenizer, messages, gen) if exact else _byte_bound(messages, gen)
 
-    def load(spec, n):
+    def load(spec, n, rows=None):
         if not exact:   # the bound reads only the first rows: cheap, and enough for a hint
+            if rows is not None:
+                return rows[:n]
             spec = spec.model_copy(update={"limit": min(spec.limit or n, n)})
-        return load_rows(spec, suite)
+        return rows if rows is not None else load_rows(spec, suite)
 
+    loaded = loaded or LoadedRows()
     if suite.train is not None:
         try:
-            rows = [ex for spec in suite.train.data for ex in load(spec, 500)]
+            if exact and loaded.train is not None:   # (the byte bound reads each source's first rows itself)
+                rows = loaded.train
+            else:
+                rows = [ex for spec in suite.train.data for ex in load(spec, 500)]
             sample = _sample(rows, limit)
             lengths = [count(ex.messages) for ex in sample]
         except Exception as e:  # data behind the network, a tokenizer without a template: say so, go on
@@ -82,8 +100,8 @@ def _data_aware(plan, suite, tokenizer, limit: int = 1000) -> None:
                                          if truncated else f" (max_seq_len {plan.max_seq_len})"))
     prompts, fulls, answers = [], [], []
     try:
-        for task in suite.tasks:
-            rows = load(task.data, 300)
+        for i, task in enumerate(suite.tasks):
+            rows = load(task.data, 300, loaded.tasks[i] if loaded.tasks is not None else None)
             plan.eval_items = max(plan.eval_items, len(rows))
             for ex in _sample(rows, 300):
                 prompts.append(count(ex.prompt_messages, True))

@@ -1,12 +1,13 @@
 """The training plan: the model, the method and the shapes batches will have, from a suite or by hand."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from harness.memory.configs import Inventory, ModelConfig, load_model_config, model_inventory
-from harness.memory.lengths import _data_aware
+from harness.memory.lengths import LoadedRows, _data_aware
 from harness.memory.units import DTYPE_NAMES
 from harness.metrics import generates, scores_likelihood
 from harness.sharding import sharding_plan
@@ -198,13 +199,15 @@ def _trl_has_fused_lm_head() -> bool:
 
 
 def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cuda",
-                    model_config: Optional[ModelConfig] = None, data_aware: bool = True) -> TrainPlan:
+                    model_config: Optional[ModelConfig] = None, data_aware: bool = True,
+                    loaded: Optional[LoadedRows] = None) -> TrainPlan:
     """The suite's training job (or grading, without a train section) as a TrainPlan.
 
     With `sample_tokenizer`, a sample of the training rows is tokenized (chat template applied)
     and the padded width of the widest batch is what the data really needs, capped by
     max_seq_len; with packing, rows are packed to max_seq_len. Without a tokenizer, training
-    uses max_seq_len and grading an upper bound from the rows' UTF-8 byte counts.
+    uses max_seq_len and grading an upper bound from the rows' UTF-8 byte counts. `loaded`: rows
+    the caller already holds, measured instead of read again.
     """
     mc = model_config or load_model_config(model_spec.path)
     arch = Arch.from_config(mc.raw)
@@ -262,8 +265,39 @@ def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cud
     plan.eval_prompt_len = plan.eval_score_len = cap
     plan.eval_length_source = "max_seq_len (grading data not read)"
     if data_aware:
-        _data_aware(plan, suite, sample_tokenizer)
+        _data_aware(plan, suite, sample_tokenizer, loaded=loaded)
     return plan
+
+
+class SharedPlan:
+    """One model's plan, built on first use and then shared by every estimate a training run makes
+    of that model (the fit check, the grading batch, the memory record, the out-of-memory remedy):
+    the data is counted once, from the rows the pipeline already loaded.
+
+    Each user takes its own `copy` (device and budget differ between them). A plan that cannot be
+    built raises the same error to every user, each of which decides what that means for it.
+    """
+
+    def __init__(self, suite, model_spec, path: Optional[str], tokenizer=None, device: str = "cuda",
+                 loaded: Optional[LoadedRows] = None):
+        self.suite, self.model_spec, self.path = suite, model_spec, path
+        self.tokenizer, self.device, self.loaded = tokenizer, device, loaded
+        self._plan: Optional[TrainPlan] = None
+        self._error: Optional[Exception] = None
+
+    def copy(self, **changes) -> TrainPlan:
+        if self._plan is None and self._error is None:
+            try:
+                mc = load_model_config(self.path) if self.path else None
+                self._plan = plan_from_suite(self.suite, self.model_spec, sample_tokenizer=self.tokenizer,
+                                             device=self.device, model_config=mc, loaded=self.loaded)
+            except Exception as e:   # kept: every later user gets the same error
+                self._error = e
+        if self._error is not None:
+            raise self._error
+        plan = dataclasses.replace(self._plan, **changes)
+        plan.notes = list(self._plan.notes)   # a user's notes stay its own
+        return plan
 
 
 def make_plan(model: Any, **fields) -> TrainPlan:

@@ -12,7 +12,7 @@ from harness.memory.budget import resolve_budget
 from harness.memory.configs import ModelConfigError, _offline
 from harness.memory.estimate import FOLK_RULE_BYTES_PER_PARAM, TERM_LABELS, TERM_ORDER, Estimate, estimate
 from harness.memory.folk_rule import folk_rule_rows
-from harness.memory.plan import TrainPlan, plan_from_suite
+from harness.memory.plan import SharedPlan, TrainPlan, plan_from_suite
 from harness.memory.remedies import suggest_fix
 from harness.memory.units import fmt_bytes
 
@@ -63,9 +63,13 @@ class PreflightResult:
 
 
 def preflight(suite, model_spec, gpu_memory: Optional[str] = None, tokenizer=None, allow_download: bool = False,
-              budget: Optional[tuple] = None) -> PreflightResult:
-    tok = tokenizer if tokenizer is not None else _tokenizer_for(model_spec, allow_download)
-    plan = plan_from_suite(suite, model_spec, sample_tokenizer=tok)
+              budget: Optional[tuple] = None, shared: Optional[SharedPlan] = None) -> PreflightResult:
+    """`shared`: the model's plan as a training run built it (on a GPU: the preflight's target)."""
+    if shared is not None:
+        plan = shared.copy(device="cuda")
+    else:
+        tok = tokenizer if tokenizer is not None else _tokenizer_for(model_spec, allow_download)
+        plan = plan_from_suite(suite, model_spec, sample_tokenizer=tok)
     limit, source = budget if budget is not None else resolve_budget(gpu_memory, suite)
     plan.budget_bytes = limit
     est = estimate(plan)
@@ -169,14 +173,19 @@ def render_preflight(r: PreflightResult, console) -> None:
     out()
 
 
-def fits_or_explain(suite, model_spec, gpu_memory: Optional[str] = None) -> tuple[bool, str]:
-    """The check `train-and-grade` runs first: (fits, one line). No budget or no config: (True, why)."""
+def fits_or_explain(suite, model_spec, gpu_memory: Optional[str] = None,
+                    shared: Optional[SharedPlan] = None) -> tuple[bool, str]:
+    """The check `train-and-grade` runs first: (fits, one line). No budget or no config: (True, why).
+    `shared`: the model's plan, built from the training tokenizer and the rows already loaded."""
     try:
         budget = resolve_budget(gpu_memory, suite)
         if budget[0] is None:
             return True, f"memory preflight: {budget[1]}"
-        r = preflight(suite, model_spec, tokenizer=_tokenizer_for(model_spec, allow_download=not _offline()),
-                      budget=budget)
+        if shared is not None:
+            r = preflight(suite, model_spec, budget=budget, shared=shared)
+        else:
+            r = preflight(suite, model_spec, tokenizer=_tokenizer_for(model_spec, allow_download=not _offline()),
+                          budget=budget)
     except ModelConfigError as e:
         return True, f"memory preflight skipped: {e}"
     e = r.estimate

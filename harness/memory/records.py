@@ -7,7 +7,7 @@ from harness.memory.budget import resolve_budget
 from harness.memory.configs import load_model_config
 from harness.memory.estimate import Estimate, estimate
 from harness.memory.folk_rule import folk_rule_rows
-from harness.memory.plan import plan_from_suite
+from harness.memory.plan import SharedPlan, plan_from_suite
 from harness.memory.units import fmt_bytes, parse_size
 from harness.suite import AUTO_GRADING_BATCH_BOUND
 
@@ -47,8 +47,10 @@ def compare(est: Estimate, measured: Optional[dict]) -> dict:
     return rows
 
 
-def memory_record(suite, model_spec, path: Optional[str], measured: Optional[dict], tokenizer=None) -> dict:
-    """models[i].memory for results.json: estimate by term, measured by term, comparison, verdict."""
+def memory_record(suite, model_spec, path: Optional[str], measured: Optional[dict], tokenizer=None,
+                  shared: Optional[SharedPlan] = None) -> dict:
+    """models[i].memory for results.json: estimate by term, measured by term, comparison, verdict.
+    `shared`: the model's plan as the run built it (path and tokenizer then unused)."""
     try:
         import torch
 
@@ -56,8 +58,11 @@ def memory_record(suite, model_spec, path: Optional[str], measured: Optional[dic
     except ImportError:
         device = "cpu"
     try:
-        mc = load_model_config(path) if path else None
-        plan = plan_from_suite(suite, model_spec, sample_tokenizer=tokenizer, device=device, model_config=mc)
+        if shared is not None:
+            plan = shared.copy()
+        else:
+            mc = load_model_config(path) if path else None
+            plan = plan_from_suite(suite, model_spec, sample_tokenizer=tokenizer, device=device, model_config=mc)
         est = estimate(plan)
     except Exception as e:   # the record is a diagnostic: never fail a finished run over it
         return {"verdict": {"status": "skipped", "summary": f"no estimate: {type(e).__name__}: {e}"},
@@ -94,17 +99,21 @@ def memory_record(suite, model_spec, path: Optional[str], measured: Optional[dic
 
 
 def grading_estimate(suite, model_spec, path: Optional[str], tokenizer=None, device: str = "cpu",
-                     gpu_memory: Optional[str] = None) -> dict:
+                     gpu_memory: Optional[str] = None, shared: Optional[SharedPlan] = None) -> dict:
     """The grading batch every epoch of this model uses (resolved when auto) and its estimated terms.
+    `shared`: the model's plan as the run built it (path, tokenizer and device then its own).
 
     {batch, auto, why, generation, scoring}: bytes per term at that batch. When no estimate can
     be made (an unknown architecture...), an auto batch falls back to AUTO_GRADING_BATCH_BOUND.
     """
     fixed = [t.generation.batch_size for t in suite.tasks if t.generation.batch_size != "auto"]
     try:
-        mc = load_model_config(path) if path else None
-        plan = plan_from_suite(suite, model_spec, sample_tokenizer=tokenizer, device=device, model_config=mc)
-        if device == "cuda":   # the card's total: the model may already be loaded
+        if shared is not None:
+            plan = shared.copy()
+        else:
+            mc = load_model_config(path) if path else None
+            plan = plan_from_suite(suite, model_spec, sample_tokenizer=tokenizer, device=device, model_config=mc)
+        if plan.device == "cuda":   # the card's total: the model may already be loaded
             plan.budget_bytes = resolve_budget(gpu_memory, suite, nvml="total")[0]
         g = estimate(plan).grading
         return {k: g[k] for k in ("batch", "auto", "why", "generation", "scoring")}
