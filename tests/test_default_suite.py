@@ -24,8 +24,8 @@ def test_default_translation_suite_end_to_end(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out.splitlines()
     # the README quotes this run's verdict lines: a fresh run prints them digit for digit
     quoted = readme_quoted_lines()
-    assert [q.split(":")[0] for q in quoted] == ["best epoch for en-fr/bleu", "audit", "memory", "forgetting",
-                                                 "inflection"]
+    assert [q.split(":")[0] for q in quoted] == ["power", "power", "best epoch for en-fr/bleu", "audit", "memory",
+                                                 "forgetting", "inflection", "checkpoint"]
     for line in quoted:
         assert any(p.startswith(line) for p in printed), (line, [p for p in printed if p[:8] == line[:8]])
     results, run = load_results(tmp_path / "run")
@@ -50,6 +50,10 @@ def test_default_translation_suite_end_to_end(tmp_path, monkeypatch, capsys):
     assert not any(k.startswith("en-fr/") for k in forgetting["flagged"])
     assert model["diagnostics"]["inflection"]["series"]["en-fr/bleu"]["best_epoch"] == model["best"]["epoch"]
     assert model["audit"]["verdict"]["status"] == "pass"
+    # every verdict states its noise: the family of 40 tests, the MDE of each row, the checkpoint's tie set
+    assert forgetting["family"]["size"] == 40 and cell["p_adjusted"] < 0.001
+    assert model["diagnostics"]["power"]["tasks"]["en-fr"]["bleu"]["mde_unpaired"] > 1.0
+    assert model["diagnostics"]["checkpoint"]["tie_set"][-1] == model["best"]["epoch"]
     assert model["memory"]["measured"]
     report = (run.root / "report.html").read_text()
     assert "fr-en" in report and "<script src=" not in report
@@ -59,7 +63,7 @@ def test_default_translation_suite_end_to_end(tmp_path, monkeypatch, capsys):
 def readme_quoted_lines() -> list[str]:
     """The README's quick-start verdict lines, each cut where the README abbreviates ('; ...')."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"```\n(best epoch for .*?)```", text, re.S).group(1)
+    block = re.search(r"```\n(power: .*?)```", text, re.S).group(1)
     lines = [ln for ln in block.splitlines() if ln and not ln.startswith("(")]
     return [ln.split("; ...")[0].rstrip() for ln in lines]
 
@@ -67,6 +71,8 @@ def readme_quoted_lines() -> list[str]:
 def test_readme_quotes_the_verdict_lines_with_their_numbers():
     """What the slow test above compares: the lines are there, with numbers to compare."""
     quoted = readme_quoted_lines()
-    assert quoted[0].startswith("best epoch for en-fr/bleu: 4 (")
-    assert re.search(r"fr-en/bleu \d+\.\d\d→\d+\.\d\d \(Δ -\d+\.\d\d, 95% CI", quoted[3])
-    assert re.search(r"estimated peak \d+\.\d MiB", quoted[2])
+    assert quoted[2].startswith("best epoch for en-fr/bleu: 4 (")
+    assert re.search(r"fr-en/bleu \d+\.\d\d→\d+\.\d\d \(Δ -\d+\.\d\d, 95% CI", quoted[5])
+    assert re.search(r"estimated peak \d+\.\d MiB", quoted[4])
+    assert re.search(r"power: en-fr \(100 items\) can see drops of bleu ≥ \d+\.\d\d \(threshold 1: [\d,]+ items\)",
+                     quoted[0])
