@@ -198,6 +198,15 @@ class TrainingJob:
         record["train"] = result.as_dict()
         return measure.measured
 
+    def _significantly_better(self, epoch: int, best: int) -> bool:
+        """The tie-set rule: is `epoch` significantly better than `best` on the early-stopping metric?"""
+        task, name = self.suite.train.early_stopping.metric.split("/", 1)
+        by_epoch = {e["epoch"]: e for e in self.record["epochs"]}
+        confidence = self.suite.diagnostics.forgetting.confidence
+        test = diagnose.ItemStats(self.run, self.suite).paired(
+            task, name, by_epoch[best]["tasks"][task], by_epoch[epoch]["tasks"][task], confidence)
+        return test is not None and test["p_value"] is not None and test["p_value"] < 1 - confidence
+
     def _state_power(self) -> None:
         """What each task's test set can see, said before training changes anything (docs/diagnostics.md);
         results.json keeps it in diagnostics.power."""
@@ -227,7 +236,9 @@ class TrainingJob:
         self.vllm, self.backend = vllm, backend
         self.best_key = default_best_metric(suite, self.tasks)
         es = suite.train.early_stopping
-        self.stopper = EarlyStopper(patience=es.patience, min_delta=es.min_delta) if es else None
+        self.stopper = EarlyStopper(patience=es.patience, min_delta=es.min_delta,
+                                    significantly_better=self._significantly_better
+                                    if es.rule == "tie_set" else None) if es else None
 
     def grade(self, epoch: int, step: int, saved: Optional[Path] = None) -> dict:
         """Grade the model as `epoch` (`saved`: gathered weights, loaded as `harness grade` would),
@@ -301,7 +312,8 @@ class TrainingJob:
         self.ctx.save()
         es = suite.train.early_stopping
         if self.stopper and self.stopper.update(epoch, *score_of(er, es.metric)):
-            self.log(f"early stopping after epoch {epoch}: {es.metric} has not improved for {es.patience} epochs "
+            how = "significantly " if es.rule == "tie_set" else ""
+            self.log(f"early stopping after epoch {epoch}: {es.metric} has not improved {how}for {es.patience} epochs "
                      f"(best epoch {self.stopper.best_epoch})")
             record["early_stopped"] = True
             return True

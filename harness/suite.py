@@ -156,6 +156,10 @@ class EarlyStoppingSpec(_Strict):
     )
     patience: int = Field(2, ge=1, description="Stop after N graded epochs without improvement.")
     min_delta: float = Field(0.0, ge=0)
+    rule: Literal["improvement", "tie_set"] = Field(
+        "improvement", description="improvement: any gain beyond min_delta counts. tie_set: only a gain the "
+        "one-sided paired test finds significant (at diagnostics.forgetting.confidence) counts; an epoch within "
+        "noise of the best is tied with it and the earlier one stays best.")
 
 
 class DistributedSpec(_Strict):

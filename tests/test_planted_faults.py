@@ -264,3 +264,40 @@ def test_audit_command_checks_before_any_training(tiny_model_dir, tmp_path, caps
     val = [json.loads(line) for line in (tmp_path / "val.jsonl").read_text().splitlines()]
     (tmp_path / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in val if not r["id"].startswith("copy")))
     assert main(["-q", "audit", str(suite)]) == 0
+
+
+@pytest.mark.slow
+def test_tie_set_early_stopping_keeps_the_earliest_epoch_within_noise(tiny_model_dir, tmp_path, capsys):
+    suite = write_suite(tmp_path, f"""
+name: ties
+models: [{{name: tiny, path: {tiny_model_dir}}}]
+train:
+  data: [{{synthetic: {{kind: translation, direction: en-fr, split: train, n: 8}}}}]
+  epochs: 10
+  lr: 3.0e-3
+  batch_size: 2
+  max_seq_len: 96
+  logging_steps: 1
+  early_stopping: {{metric: en-fr/loss, patience: 2, rule: tie_set}}
+tasks:
+  - name: en-fr
+    data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 48}}}}
+    metrics: [perplexity]
+bootstrap: {{samples: 0}}
+""")
+    assert main(["train-and-grade", str(suite), "--run-dir", str(tmp_path / "run"), "--no-report"]) == 0
+    assert "has not improved significantly for 2 epochs" in capsys.readouterr().out
+    results, run = load_results(tmp_path / "run")
+    model = results["models"][0]
+    epochs = [e["epoch"] for e in model["epochs"]]
+    assert model["early_stopped"] and epochs[-1] < 10
+    # the stopper's best (reported in the log) is tied with every later epoch: none is significantly better
+    from harness.diagnose import ItemStats
+    from harness.suite import load_suite
+
+    items = ItemStats(run, load_suite(tmp_path / "run" / "suite.yaml"))
+    by = {e["epoch"]: e for e in model["epochs"]}
+    kept = epochs[-3]
+    for later in epochs[-2:]:
+        test = items.paired("en-fr", "loss", by[kept]["tasks"]["en-fr"], by[later]["tasks"]["en-fr"], 0.95)
+        assert test["p_value"] >= 0.05
