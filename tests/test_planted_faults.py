@@ -136,25 +136,30 @@ def test_train_rows_copied_into_validation_are_reported_as_leakage(tiny_model_di
 
 
 # --------------------------------------------------------------------------- inflection + early stopping
-def test_tiny_training_set_overfits_and_early_stopping_keeps_the_best_epoch(tiny_model_dir, tmp_path):
-    suite = write_suite(tmp_path, f"""
+def overfit_suite(tmp_path: Path, model_dir, epochs: int, train_extra: str) -> Path:
+    """8 training rows, many epochs: validation loss turns up while training loss keeps falling."""
+    return write_suite(tmp_path, f"""
 name: overfit
-models: [{{name: tiny, path: {tiny_model_dir}}}]
+models: [{{name: tiny, path: {model_dir}}}]
 train:
   data: [{{synthetic: {{kind: translation, direction: en-fr, split: train, n: 8}}}}]
-  epochs: 14
+  epochs: {epochs}
   lr: 3.0e-3
   batch_size: 2
   max_seq_len: 96
   logging_steps: 1
-  keep_checkpoints: 1
-  early_stopping: {{metric: en-fr/loss, patience: 3}}
+{train_extra}
 tasks:
   - name: en-fr
     data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 48}}}}
     metrics: [perplexity]
 bootstrap: {{samples: 0}}
 """)
+
+
+def test_tiny_training_set_overfits_and_early_stopping_keeps_the_best_epoch(tiny_model_dir, tmp_path):
+    suite = overfit_suite(tmp_path, tiny_model_dir, 14, "  keep_checkpoints: 1\n"
+                                                        "  early_stopping: {metric: en-fr/loss, patience: 3}")
     assert main(["-q", "train-and-grade", str(suite), "--run-dir", str(tmp_path / "run"), "--no-report"]) == 0
     results, run = load_results(tmp_path / "run")
     model = results["models"][0]
@@ -268,23 +273,8 @@ def test_audit_command_checks_before_any_training(tiny_model_dir, tmp_path, caps
 
 @pytest.mark.slow
 def test_tie_set_early_stopping_keeps_the_earliest_epoch_within_noise(tiny_model_dir, tmp_path, capsys):
-    suite = write_suite(tmp_path, f"""
-name: ties
-models: [{{name: tiny, path: {tiny_model_dir}}}]
-train:
-  data: [{{synthetic: {{kind: translation, direction: en-fr, split: train, n: 8}}}}]
-  epochs: 10
-  lr: 3.0e-3
-  batch_size: 2
-  max_seq_len: 96
-  logging_steps: 1
-  early_stopping: {{metric: en-fr/loss, patience: 2, rule: tie_set}}
-tasks:
-  - name: en-fr
-    data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 48}}}}
-    metrics: [perplexity]
-bootstrap: {{samples: 0}}
-""")
+    suite = overfit_suite(tmp_path, tiny_model_dir, 10,
+                          "  early_stopping: {metric: en-fr/loss, patience: 2, rule: tie_set}")
     assert main(["train-and-grade", str(suite), "--run-dir", str(tmp_path / "run"), "--no-report"]) == 0
     assert "has not improved significantly for 2 epochs" in capsys.readouterr().out
     results, run = load_results(tmp_path / "run")
