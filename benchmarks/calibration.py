@@ -21,10 +21,11 @@ rerun without generating again. No assertions: it prints tables (and --json PATH
     PYTHONPATH=. python benchmarks/calibration.py            # defaults
     PYTHONPATH=. python benchmarks/calibration.py --quick    # smoke run, small everything
 
-Time on 2 CPU cores shared with other work (load 3-13): gradings ~20 min the first time
-(5,000 greedy + 5 × 1,000 sampled generations and the references' NLL), then ~7.5 min for the
-statistics (coverage ~2 min, 200 null runs ~3.5 min, planted ~2 min, cost); an idle machine
-does the whole in about 15 min. --quick: a few minutes, then ~1-2 min once its gradings are cached.
+Measured on 2 CPU cores shared with other work: the gradings (5,000 greedy + 5 × 1,000 sampled
+generations and the references' NLL; first run only, then cached) took 19 min at load 7-13,
+where torch's generation slows many times over, and take a minute or two on idle cores; the
+statistics take 5-7 min (coverage ~1.5 min, 200 null runs ~3 min, planted ~1 min, cost).
+--quick: about 2 min once its own (smaller) gradings are cached.
 """
 from __future__ import annotations
 
@@ -410,12 +411,16 @@ def planted(pool: Pool, metrics: list[Metric], suite: Suite, kept: list, names: 
 def cost(backend: TransformersBackend, fake: FakeRun, suite: Suite, repeats: int = 3) -> dict:
     """Seconds of one epoch's grading of the default suite (2 tasks × 100 items) vs the whole diagnose.
 
-    Medians of `repeats`, each grading followed by a diagnose so both see the same machine: on
-    a shared CPU torch's threads slow down many times over whenever another process takes a
-    core, which numpy's single-threaded statistics barely notice."""
+    The fastest of `repeats` (timeit's convention), each grading followed by a diagnose so both
+    see the same machine, torch on one thread: with two threads on a shared 2-core machine the
+    same grading took from 0.3 s to 40 s depending on what else ran (its threads wait for each
+    other whenever another process takes a core), which would flatter the ratio many times
+    over; numpy's single-threaded statistics barely notice."""
     default = parse_suite(Path("suites/translation.yaml").read_text(), "suites/translation.yaml", "suites")
     tasks = [load_task(spec, default) for spec in default.tasks]
     grading, diagnose, load = [], [], []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     for _ in range(repeats):
         t0 = time.perf_counter()
         for task in tasks:
@@ -426,9 +431,10 @@ def cost(backend: TransformersBackend, fake: FakeRun, suite: Suite, repeats: int
         diagnose_model(record, fake.run, suite)
         diagnose.append(time.perf_counter() - t0)
         load.append(os.getloadavg()[0])
-    g, d = float(np.median(grading)), float(np.median(diagnose))
+    torch.set_num_threads(threads)
+    g, d = min(grading), min(diagnose)
     return {"grade_epoch_seconds": g, "diagnose_seconds": d, "grade_epoch_all": grading, "diagnose_all": diagnose,
-            "load_average": load, "torch_threads": torch.get_num_threads(),
+            "load_average": load, "torch_threads": 1,
             "ratio_to_one_epoch": d / g, "ratio_to_run": d / (g * len(fake.record["epochs"]))}
 
 
@@ -526,8 +532,7 @@ def main() -> None:
               f"({int(round(stats[m.name][:, 0].sum()))}/{args.population} usable)")
 
     # 2. null runs
-    names = [t for t in ("a", "b")]
-    two = parse_suite(suite_text(args.direction, 100, tuple(names)), "<calibration>")
+    two = parse_suite(suite_text(args.direction, 100, ("a", "b")), "<calibration>")
     t0 = time.perf_counter()
     null, kept = null_runs(pool, metrics, two, args.null_runs, 100, args.seed, args.planted_trials)
     report["null_runs"] = null
@@ -565,7 +570,7 @@ def main() -> None:
     report["cost"] = c
     print("\n== 4. cost: the whole diagnose on one run of the default suite's shape "
           "(2 tasks × 4 metrics + loss × 5 epochs × 100 items)")
-    print(f"(medians of {len(c['grade_epoch_all'])}: grading " + ", ".join(f"{x:.2f}" for x in c["grade_epoch_all"]) +
+    print(f"(fastest of {len(c['grade_epoch_all'])}: grading " + ", ".join(f"{x:.2f}" for x in c["grade_epoch_all"]) +
           " s; diagnose " + ", ".join(f"{x:.2f}" for x in c["diagnose_all"]) + f" s; torch threads "
           f"{c['torch_threads']}; 1-min load average " + ", ".join(f"{x:.1f}" for x in c["load_average"]) + ")")
     print(table(["what", "seconds"],
