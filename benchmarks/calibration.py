@@ -4,8 +4,9 @@ The built-in model grades a large population of the built-in fr→en task once (
 score is the truth. Test sets drawn from it measure what the harness claims about them:
 
 1. coverage: how often each metric's 95% interval (harness.stats.intervals.score_interval)
-   covers the population's score, at 100 and 400 items; the old percentile bootstrap of the
-   rate metric (usability) beside it, and the exact coverage of the Wilson interval there;
+   covers the population's score, at 100 and 400 items (BCa for corpus metrics, Wilson for
+   rates); the old percentile bootstrap beside each, and the exact coverage of the Wilson
+   interval;
 2. null runs: the model graded K more times WITH SAMPLING (same model, so nothing changes),
    the gradings used as epochs 0..K-1 of a fake run of the default suite's shape (2 tasks of
    100 items, its 4 metrics + loss); the real forgetting diagnostic (harness.diagnose.forgetting)
@@ -39,7 +40,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
 from typing import Optional
 
 import numpy as np
@@ -56,13 +56,12 @@ from harness.results import (RunDir, epoch_record, metric_record, model_record, 
 from harness.stats.family import holm
 from harness.stats.intervals import score_interval
 from harness.stats.rates import is_rate, wilson_interval
-from harness.stats.resampling import percentile_interval, resample_indices, resampled
+from harness.stats.resampling import finite, percentile_interval, resample_plan, resample_scores
 from harness.suite import Suite, parse_suite
 
 MODEL = "builtin:tiny-translator"
 METRICS = ["bleu", "chrf", "perplexity", "usability"]
 ALPHA = 0.05
-_N = NormalDist()
 
 
 # ----------------------------------------------------------------------------- gradings
@@ -118,31 +117,9 @@ def item_stats(metrics: list[Metric], items: list[GradedItem]) -> dict[str, np.n
 
 # ----------------------------------------------------------------------------- 1. coverage
 def old_percentile(metric: Metric, stats: np.ndarray, samples: int, seed: int):
-    """The interval every metric got before rates had their own: the percentile bootstrap."""
-    values = resampled(lambda i: metric.score(stats[i]), resample_indices(len(stats), samples, seed))
+    """The interval every metric got before issue 19: the percentile bootstrap."""
+    values = finite(resample_scores(metric, stats, *resample_plan(len(stats), samples, seed)))
     return percentile_interval(values, 0.95)
-
-
-def bca(metric: Metric, stats: np.ndarray, samples: int, seed: int):
-    """The bias-corrected and accelerated bootstrap (Efron 1987) on the same resamples: a candidate
-    for corpus metrics, measured here, not used by the harness (issue 19 item 2: adopt it only if
-    it brings coverage to nominal)."""
-    theta = metric.score(stats)
-    values = resampled(lambda i: metric.score(stats[i]), resample_indices(len(stats), samples, seed))
-    share = (np.sum(values < theta) + 0.5 * np.sum(values == theta)) / len(values)
-    z0 = _N.inv_cdf(min(max(share, 1e-6), 1 - 1e-6))
-    keep = np.ones(len(stats), dtype=bool)
-    jack = []
-    for i in range(len(stats)):   # leave-one-out scores give the acceleration
-        keep[i] = False
-        jack.append(metric.score(stats[keep]))
-        keep[i] = True
-    d = np.mean(jack) - np.array(jack)
-    a = float(np.sum(d ** 3) / (6 * np.sum(d ** 2) ** 1.5)) if np.any(d) else 0.0
-    bounds = []
-    for z in (_N.inv_cdf(0.025), _N.inv_cdf(0.975)):
-        bounds.append(float(np.quantile(values, _N.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))))))
-    return bounds[0], bounds[1]
 
 
 def coverage(metrics: list[Metric], stats: dict[str, np.ndarray], sizes: list[int], replicates: int,
@@ -160,11 +137,9 @@ def coverage(metrics: list[Metric], stats: dict[str, np.ndarray], sizes: list[in
                 st, t, s = stats[m.name][idx], truth[m.name], 1000 * n + r
                 got = score_interval(m, st, samples, seed=s)
                 found.setdefault((m.name, got["method"]), []).append(_hit(got["ci"], t))
-                if is_rate(m):   # what the rate got before it had its own interval
-                    found.setdefault((m.name, "percentile bootstrap (old)"), []).append(
-                        _hit(old_percentile(m, st, samples, s), t))
-                else:
-                    found.setdefault((m.name, "BCa bootstrap (candidate)"), []).append(_hit(bca(m, st, samples, s), t))
+                # what every metric got before: rates collapsed to zero width, BLEU covered too rarely
+                found.setdefault((m.name, "percentile bootstrap (old)"), []).append(
+                    _hit(old_percentile(m, st, samples, s), t))
         for (name, method), got in found.items():
             rows.append({"metric": name, "n": n, "method": method, "truth": truth[name],
                          "coverage": float(np.mean([h for h, _ in got])),

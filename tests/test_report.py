@@ -420,7 +420,7 @@ def test_intervals_say_wilson_and_design_effect(diagnosed):
     assert "chrf <span class=\"muted\">↑ deff 1.84</span>" in scores        # fr-en/chrf only
     assert scores.count("deff 1.84") == 1
     assert re.search(r'title="CI \[[\d.]+, [\d.]+\], wilson"', scores)
-    assert re.search(r'title="CI \[[\d.]+, [\d.]+\], percentile bootstrap; design effect 1.84"', scores)
+    assert re.search(r'title="CI \[[\d.]+, [\d.]+\], bca bootstrap; design effect 1.84"', scores)
     metrics = _between(page, '<section id="metrics">', "</section>")
     assert metrics.count("interval: Wilson score (a rate)") == 3              # usability of the three tasks
     assert metrics.count("design effect 1.84 (clustered items)") == 1

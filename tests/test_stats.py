@@ -10,13 +10,14 @@ from harness.metrics.base import GradedItem
 from harness.metrics.exact_match import exact_match
 from harness.metrics.translation import bleu
 from harness.stats.family import holm
-from harness.stats.intervals import PERCENTILE, WILSON, score_interval
+from harness.stats.intervals import BCA, WILSON, bca_interval, score_interval
 from harness.stats.paired import BOOTSTRAP_TEST, MCNEMAR_TEST, compare_worse
 from harness.stats.power import (items_needed, mde_from_se, paired_discordance, rate_items_needed, rate_mde,
                                  unpaired_discordance)
 from harness.stats.rates import (binomial_upper_tail, mcnemar_worse, poisson_lower, smallest_detectable_count,
                                  wilson_interval)
-from harness.stats.resampling import cluster_members, resample_indices
+from harness.stats.resampling import (cluster_members, finite, percentile_interval, resample_indices,
+                                      resample_scores, resample_weights)
 
 EM = exact_match({})[0]          # a rate: one 0/1 column, score = mean × 100
 (BLEU,) = bleu({})
@@ -89,13 +90,68 @@ def test_wilson_exact_coverage_is_nominal_or_conservative(n):
         assert cov >= 0.93, (n, p, cov)
 
 
-def test_corpus_metric_interval_is_the_percentile_bootstrap():
+def test_corpus_metric_interval_is_bca():
     st = bleu_stats(80, 1)
     got = score_interval(BLEU, st, samples=500, seed=2)
-    assert got["method"] == PERCENTILE
+    assert got["method"] == BCA
     assert got["ci"][0] < BLEU.score(st) < got["ci"][1]
     assert got == score_interval(BLEU, st, samples=500, seed=2)
     assert score_interval(BLEU, st[:1])["ci"] is None and score_interval(BLEU, st, samples=0)["ci"] is None
+
+
+class Median:
+    """A metric with no column-total form: resampling and the jackknife score each subset's rows."""
+
+    higher_is_better, rate = True, False
+
+    def score(self, stats):
+        return float(np.median(stats[:, 0])) if len(stats) else float("nan")
+
+    def scores_from_totals(self, totals, counts):
+        return None
+
+
+def test_bca_by_hand_on_a_skewed_mean():
+    """Efron's BCa on a mean of skewed values: z0 from the share below the estimate, a from the jackknife."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(0)
+    st = rng.exponential(1.0, size=(60, 1))
+    idx = resample_indices(60, 2000, 1)
+    values = finite(resample_scores(EM, st, idx))
+    theta = EM.score(st)
+    z0 = NormalDist().inv_cdf(np.mean(values < theta))
+    jack = np.array([EM.score(np.delete(st, i, axis=0)) for i in range(60)])
+    d = jack.mean() - jack
+    a = np.sum(d ** 3) / (6 * np.sum(d ** 2) ** 1.5)
+    want = [np.quantile(values, NormalDist().cdf(z0 + (z0 + z) / (1 - a * (z0 + z))))
+            for z in (NormalDist().inv_cdf(0.025), NormalDist().inv_cdf(0.975))]
+    assert bca_interval(EM, st, values, 0.95) == pytest.approx(want, rel=1e-12)
+    assert a > 0 and want[1] - theta > theta - want[0]          # skewed right: the interval leans right
+    # no totals form: the same interval from the rows themselves
+    values_m = finite(resample_scores(Median(), st, idx))
+    assert len(values_m) == 2000 and bca_interval(Median(), st, values_m, 0.95) is not None
+    assert bca_interval(EM, np.ones((5, 1)), np.full(10, 100.0), 0.95) == percentile_interval(np.full(10, 100.0), 0.95)
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf", "ter", "perplexity", "exact_match", "rouge", "usability"])
+def test_scores_from_totals_equal_scoring_each_resample(name):
+    from harness.metrics import METRICS
+    from harness.metric_options import NoOptions
+
+    metric = METRICS[name].from_options(METRICS[name].options() if METRICS[name].options is not NoOptions
+                                        else NoOptions())[0]
+    rng = np.random.default_rng(3)
+    items = [GradedItem(f"i{i}", "", ref, output=out, finish_reason="eos", nll_sum=float(rng.random() * 30),
+                        n_tokens=int(rng.integers(1, 20)))
+             for i, (out, ref) in enumerate([("the cat sat", "the cat sat down"), ("a dog", "the dog runs"),
+                                             ("", "nothing here"), ("same words", "same words")] * 6)]
+    st = metric.stats(items)
+    idx = resample_indices(len(st), 50, 4) + [np.array([], dtype=int)]
+    fast = resample_scores(metric, st, idx)
+    slow = [metric.score(st[i]) if len(i) else float("nan") for i in idx]
+    assert fast == pytest.approx(slow, rel=1e-9, nan_ok=True)
+    assert resample_weights(idx[:2], len(st)).sum(axis=1).tolist() == [len(st), len(st)]
 
 
 # ------------------------------------------------------------------------------ paired tests
@@ -162,3 +218,20 @@ def test_holm_by_hand():
     assert holm([0.2, None, 0.01]) == [0.2, None, 0.02]
     assert holm([0.6, 0.7]) == [1.0, 1.0]
     assert holm([]) == []
+
+
+@pytest.mark.parametrize("options", [{"smooth_method": "none"}, {"smooth_method": "floor", "smooth_value": 0.1},
+                                     {"smooth_method": "add-k"}, {"effective_order": True}, {"max_ngram_order": 2}])
+def test_vectorised_bleu_and_chrf_equal_sacrebleu_under_every_setting(options):
+    from harness.metrics.translation import chrf
+
+    rng = np.random.default_rng(5)
+    words = "a b c d e f g h".split()
+    items = [GradedItem(f"i{i}", "", " ".join(rng.choice(words, rng.integers(1, 9))),
+                        output=" ".join(rng.choice(words, rng.integers(0, 9)))) for i in range(40)]
+    for metric in (bleu(options)[0], chrf({"eps_smoothing": True})[0], chrf({"word_order": 2})[0]):
+        st = metric.stats(items)
+        idx = resample_indices(len(st), 200, 6) + [np.array([3]), np.array([], dtype=int)]
+        fast = resample_scores(metric, st, idx)
+        assert fast == pytest.approx([metric.score(st[i]) if len(i) else float("nan") for i in idx],
+                                     rel=1e-9, abs=1e-9, nan_ok=True)

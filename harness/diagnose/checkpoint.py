@@ -18,7 +18,7 @@ import numpy as np
 from harness.diagnose.evidence import ItemStats, fmt_p, value
 from harness.results import ModelRecord
 from harness.stats.family import holm
-from harness.stats.resampling import resample_indices
+from harness.stats.resampling import resample_plan, resample_scores
 from harness.suite import Suite
 
 
@@ -66,15 +66,12 @@ def _stability(by_epoch: dict, task: str, name: str, best_epoch: int, items: Ite
     higher = metric.higher_is_better is not False
     epochs = sorted(per_epoch)
     mats = [np.array([per_epoch[ep][i] for i in ids]) for ep in epochs]
-    wins = 0
-    draws = resample_indices(len(ids), suite.diagnostics.forgetting.samples, suite.bootstrap.seed,
-                             items.clusters(by_epoch[best_epoch]["tasks"][task], ids))
-    for idx in draws:
-        scores = np.array([metric.score(m[idx]) for m in mats])
-        scores = np.where(np.isnan(scores), -np.inf if higher else np.inf, scores)
-        winner = epochs[int(np.argmax(scores) if higher else np.argmin(scores))]
-        wins += winner == best_epoch
-    return wins / len(draws)
+    draws, weights = resample_plan(len(ids), suite.diagnostics.forgetting.samples, suite.bootstrap.seed,
+                                   items.clusters(by_epoch[best_epoch]["tasks"][task], ids))
+    scores = np.stack([resample_scores(metric, m, draws, weights) for m in mats])    # epochs × resamples
+    scores = np.where(np.isnan(scores), -np.inf if higher else np.inf, scores)
+    winners = np.argmax(scores, axis=0) if higher else np.argmin(scores, axis=0)   # the earliest on ties
+    return float(np.mean(winners == epochs.index(best_epoch)))
 
 
 def _verdict(section: dict, best: dict) -> dict:

@@ -31,6 +31,10 @@ class TokenLoss(Metric):
         tokens = stats[:, 1].sum()
         return float(stats[:, 0].sum() / tokens) if tokens > 0 else float("nan")
 
+    def scores_from_totals(self, totals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(totals[:, 1] > 0, totals[:, 0] / np.where(totals[:, 1] > 0, totals[:, 1], 1), np.nan)
+
 
 class ItemStats:
     """Per-item statistics of (model epoch, task, metric), aligned by item id for paired tests."""

@@ -60,6 +60,13 @@ class Metric:
         """Corpus score from a (possibly resampled) statistics matrix."""
         raise NotImplementedError
 
+    def scores_from_totals(self, totals: np.ndarray, counts: np.ndarray) -> Optional[np.ndarray]:
+        """Scores of many resamples at once from their column totals `(B, k)` and item counts `(B,)`,
+        for a metric whose score is a function of the column sums and the item count (every built-in
+        one: corpus BLEU/chrF/TER from summed n-gram counts, perplexity from summed NLL and tokens,
+        rates and ROUGE as means). None: not such a metric, so resampling scores each resample's rows."""
+        return None
+
     def sample_score(self, row: np.ndarray) -> float:
         """Score of one item, for sorting samples in the report. Default: corpus score of one row."""
         return float(self.score(np.asarray(row, dtype=float)[None, :]))
@@ -88,6 +95,10 @@ class MeanMetric(Metric):
 
     def score(self, stats: np.ndarray) -> float:
         return float(stats[:, 0].mean() * self.scale) if len(stats) else float("nan")
+
+    def scores_from_totals(self, totals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, totals[:, 0] / np.maximum(counts, 1) * self.scale, np.nan)
 
 
 HARNESS_PART = "|harness:"

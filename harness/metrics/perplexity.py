@@ -25,6 +25,11 @@ class Perplexity(Metric):
         tokens = stats[:, 1].sum()
         return math.exp(stats[:, 0].sum() / tokens) if tokens > 0 else float("nan")
 
+    def scores_from_totals(self, totals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return np.where(totals[:, 1] > 0, np.exp(totals[:, 0] / np.where(totals[:, 1] > 0, totals[:, 1], 1)),
+                            np.nan)
+
     def signature(self) -> str:
         return "perplexity|tokens:assistant|agg:token-weighted"
 

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from harness.stats.rates import is_rate, mcnemar_worse
-from harness.stats.resampling import percentile_interval, resample_indices, resampled, standard_error
+from harness.stats.resampling import finite, percentile_interval, resample_plan, resample_scores, standard_error
 
 BOOTSTRAP_TEST = "one-sided paired bootstrap (normal tail)"
 MCNEMAR_TEST = "one-sided exact McNemar"
@@ -40,8 +40,8 @@ def compare_worse(metric, new: np.ndarray, old: np.ndarray, *, samples: int = 10
                  "p_value": None, "test": None, "n": len(new), "samples": 0}
     if samples <= 0 or len(new) < 2:
         return out
-    idx = resample_indices(len(new), samples, seed, clusters)
-    deltas = resampled(lambda i: metric.score(new[i]) - metric.score(old[i]), idx)
+    idx, weights = resample_plan(len(new), samples, seed, clusters)
+    deltas = finite(resample_scores(metric, new, idx, weights) - resample_scores(metric, old, idx, weights))
     if not len(deltas):
         return out
     out.update(se=standard_error(deltas), samples=samples)

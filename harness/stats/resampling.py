@@ -6,7 +6,8 @@ score then includes the correlation inside a cluster, which item resampling woul
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from functools import lru_cache
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -34,9 +35,42 @@ def cluster_members(clusters: Sequence) -> list[np.ndarray]:
     return [np.array(v, dtype=int) for v in groups.values()]
 
 
-def resampled(score: Callable[[np.ndarray], float], indices: list[np.ndarray]) -> np.ndarray:
-    """score(idx) for every index array, NaNs (an empty or degenerate resample) dropped."""
-    values = np.array([score(idx) for idx in indices], dtype=float)
+def resample_weights(indices: list[np.ndarray], n: int) -> np.ndarray:
+    """(resamples, n): how many times each item appears in each resample (one bincount for all)."""
+    if not indices:
+        return np.zeros((0, n))
+    flat = np.concatenate([idx + b * n for b, idx in enumerate(indices)])
+    return np.bincount(flat, minlength=len(indices) * n).reshape(len(indices), n).astype(float)
+
+
+@lru_cache(maxsize=8)
+def _plan(n: int, samples: int, seed: int, clusters: Optional[tuple]) -> tuple[list[np.ndarray], np.ndarray]:
+    indices = resample_indices(n, samples, seed, clusters)
+    return indices, resample_weights(indices, n)
+
+
+def resample_plan(n: int, samples: int, seed: int, clusters: Optional[Sequence] = None
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The resamples and their weights, made once per (n, samples, seed, clusters): every test of a
+    run's task (metrics × epochs) reuses them, which is also what pairs its epochs item by item."""
+    return _plan(n, samples, seed, None if clusters is None else tuple(clusters))
+
+
+def resample_scores(metric, stats: np.ndarray, indices: list[np.ndarray],
+                    weights: Optional[np.ndarray] = None) -> np.ndarray:
+    """The metric's score on every resample (NaN where a resample has none), in resample order.
+
+    A metric scored from column totals (`Metric.scores_from_totals`) gets them for all resamples
+    at once from one matrix product, instead of indexing and summing each resample's rows."""
+    if weights is None:
+        weights = resample_weights(indices, len(stats))
+    fast = metric.scores_from_totals(weights @ stats, weights.sum(axis=1)) if len(indices) else None
+    if fast is not None:
+        return np.asarray(fast, dtype=float)
+    return np.array([metric.score(stats[idx]) for idx in indices], dtype=float)
+
+
+def finite(values: np.ndarray) -> np.ndarray:
     return values[~np.isnan(values)]
 
 
