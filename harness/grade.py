@@ -23,9 +23,9 @@ from harness.metrics.base import GradedItem, Metric, signed
 from harness.metrics.language import TaskLanguage, options_for_language, task_language
 from harness.out_of_memory import call_halving_batch
 from harness.progress import OFF, Progress, ProgressBar
-from harness.stats.intervals import score_interval
 from harness.results import (EpochRecord, MetricRecord, RunDir, TaskRecord, epoch_record, metric_record,
                              task_record, write_jsonl)
+from harness.stats.intervals import score_interval
 from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec
 from harness.suite_checks import read_json_schema
 

@@ -133,7 +133,7 @@ def value(epoch_record: EpochRecord, task: str, name: str) -> Optional[float]:
     return v if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-def fmt_p(p: Optional[float], samples: int = 0) -> str:
+def fmt_p(p: Optional[float]) -> str:
     """p as text: 'p<0.001' below a thousandth (the usual floor of reporting), else 3 digits."""
     if p is None:
         return "p n/a"

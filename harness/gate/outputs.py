@@ -40,7 +40,7 @@ def write_junit(verdicts: dict, path: Union[str, Path]) -> Path:
         case = ET.SubElement(suite, "testcase", {"name": g["name"], "classname": f"harness.gate.{g.get('task', '')}",
                                                  "time": "0"})
         details = "\n".join(f"{k}: {g.get(k)}" for k in ("model", "checkpoint", "epoch", "kind", "value", "threshold",
-                                                          "reference", "reference_value", "delta", "p_value",
+                                                          "reference", "reference_value", "delta", "p_value", "p_adjusted",
                                                           "paired_items", "mode") if k in g)
         if g["status"] == "fail":
             ET.SubElement(case, "failure", {"message": g["message"], "type": "GateFailed"}).text = details
@@ -58,6 +58,11 @@ def write_junit(verdicts: dict, path: Union[str, Path]) -> Path:
 
 def _md_cell(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _deciding_p(g: dict):
+    """The p a gate decided on: Holm-adjusted over the run's paired-test gates (raw in older files)."""
+    return g.get("p_adjusted", g.get("p_value"))
 
 
 def render_markdown(verdicts: dict) -> str:
@@ -80,7 +85,7 @@ def render_markdown(verdicts: dict) -> str:
             ref = f"{_fmt(g['reference_value'])} ({g['reference']})"
         cp = _checkpoint_label(g["checkpoint"], g["epoch"]) if g.get("epoch") is not None else str(g.get("checkpoint", "–"))
         cells = [marks.get(g["status"], g["status"]), f"`{g['name']}`", cp, _fmt(g.get("value")), ref,
-                 _fmt(g.get("delta")), _fmt_p(g.get("p_value")), g.get("mode") or "–", g["message"]]
+                 _fmt(g.get("delta")), _fmt_p(_deciding_p(g)), g.get("mode") or "–", g["message"]]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -106,7 +111,7 @@ def print_table(verdicts: dict, console) -> None:
             ref = f"{_fmt(g['reference_value'])} ({g['reference']})"
         table.add_row(Text(g["status"].upper(), style=colours.get(g["status"], "white")), Text(g["name"]),
                       Text(_checkpoint_label(g["checkpoint"], g["epoch"])), _fmt(g.get("value")), Text(ref),
-                      _fmt(g.get("delta")), _fmt_p(g.get("p_value")), g.get("mode") or "–", Text(g["message"]))
+                      _fmt(g.get("delta")), _fmt_p(_deciding_p(g)), g.get("mode") or "–", Text(g["message"]))
     print_table(console, table)
     v = verdicts["verdict"]
     colour = colours.get(v["status"], "white")
