@@ -97,8 +97,7 @@ def generate(backend: TransformersBackend, task: LoadedTask, batch: int, sample_
              temperature: float) -> dict:
     gen = task.spec.generation.model_copy(update={"batch_size": batch})
     if sample_seed is not None:
-        gen = gen.model_copy(update={"do_sample": True, "temperature": temperature})
-        torch.manual_seed(sample_seed)   # the harness's generation has no seed of its own
+        gen = gen.model_copy(update={"do_sample": True, "temperature": temperature, "seed": sample_seed})
     t0 = time.perf_counter()
     got = backend.generate(task.examples, gen)
     return {"outputs": [g.text for g in got], "finish": [g.finish_reason for g in got],
@@ -482,7 +481,8 @@ def main() -> None:
     pool_items, pool_stats = [], []
     for k in range(args.gradings):
         got, hit = cached(args.cache, {**key, "what": "sampled", "n_pool": args.null_pool, "k": k,
-                                       "temperature": args.temperature, "batch": args.batch_size},
+                                       "temperature": args.temperature, "batch": args.batch_size,
+                                       "seeded_by": "generation.seed"},
                           lambda: generate(backend, pool_task, args.batch_size, 1000 + k, args.temperature))
         items = graded_items(pool_task, got, nll[:args.null_pool])
         pool_items.append(items)
