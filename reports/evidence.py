@@ -1,13 +1,14 @@
-"""The report's tables for the diagnostics that state their own noise (docs/diagnostics.md):
-what each test set can see (`diagnostics.power`) and what changed, item by item, between each
-graded epoch and epoch 0 (`diagnostics.changes`). Both sections are optional: results written
-before them give None, and a malformed key is skipped, never raised on.
+"""The report's tables of the evidence behind each verdict (docs/diagnostics.md): what each test
+set can see (`diagnostics.power`), what changed item by item (`diagnostics.changes`), and the
+forgetting, inflection and audit rows. Every section is optional: results written before it give
+None or empty rows, and a malformed key is skipped, never raised on.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Optional
 
-from reports.collect import Series, as_dict, as_int, dig, num
+from reports.collect import Series, as_dict, as_int, dig, forgetting_cells, num
 
 TEXT_CHARS = 300       # a regression's source/reference/outputs in the table; the browser has them whole
 
@@ -82,3 +83,75 @@ def _short(v: Any) -> Optional[str]:
         return None
     text = str(v)
     return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + "…"
+
+
+# --------------------------------------------------------------------------- diagnostics evidence
+def diagnostics_evidence(s: Series) -> dict:
+    """Tables behind each verdict: forgetting cells, inflection series, audit checks."""
+    diag = as_dict(s.model["diagnostics"])
+    f, inf = as_dict(diag.get("forgetting")), as_dict(diag.get("inflection"))
+    family = dig(f, "family")
+    return {"forgetting": _forgetting_rows(f), "forgetting_test": str(f.get("test") or ""),
+            "confidence": num(f.get("confidence")), "power": num(f.get("power")),
+            "family": {"size": as_int(family.get("size")), "method": str(family.get("method") or ""),
+                       "alpha": num(family.get("alpha")), "alpha_per_test": num(family.get("alpha_per_test"))}
+            if family else None,
+            "inflection": _inflection_rows(inf),
+            "disagreements": [d for d in inf.get("disagreements") or [] if isinstance(d, dict)],
+            "smoothing": dig(inf, "smoothing").get("window"), "audit": _audit_rows(as_dict(s.model["audit"]))}
+
+
+def _forgetting_rows(f: dict) -> list[dict]:
+    """One row per task/metric: its last graded epoch against epoch 0, with the test; forgotten first."""
+    rows = []
+    tasks = as_dict(f.get("tasks"))
+    for task, metrics in tasks.items():
+        for metric, row in as_dict(metrics).items():
+            cells = forgetting_cells(tasks, task, metric) or {}
+            if not cells or not isinstance(row, dict):
+                continue
+            last_epoch = max(cells)
+            last = cells[last_epoch]
+            ci = last.get("ci") if isinstance(last.get("ci"), list) and len(last["ci"]) == 2 else [None, None]
+            rows.append({"key": f"{task}/{metric}", "base": num(row.get("base")), "epoch": last_epoch,
+                         "score": num(last.get("score")), "delta": num(last.get("delta_vs_base")),
+                         "best_so_far": num(last.get("best_so_far")), "best_so_far_epoch": last.get("best_so_far_epoch"),
+                         "lo": num(ci[0]), "hi": num(ci[1]),
+                         # the adjusted p decides the verdict; results without a family keep the raw one
+                         "p": num(last["p_adjusted"]) if "p_adjusted" in last else num(last.get("p_value")),
+                         "p_raw": num(last.get("p_value")), "adjusted": "p_adjusted" in last,
+                         "threshold": num(row.get("threshold")), "forgotten": last.get("forgotten"),
+                         "mde": num(last.get("mde")), "items_needed": as_int(last.get("items_needed")),
+                         "n": as_int(row.get("n")), "status": forgetting_status(last),
+                         "first_forgotten": min((e for e, c in cells.items() if c.get("forgotten")), default=None)})
+    return sorted(rows, key=lambda r: (not r["forgotten"], r["status"] != "underpowered", r["key"]))
+
+
+def forgetting_status(cell: dict) -> str:
+    """forgotten | underpowered | pass | untested; results written before `status` say it with `forgotten`."""
+    status = cell.get("status")
+    if status in ("forgotten", "underpowered", "pass", "untested"):
+        return str(status)
+    return {True: "forgotten", False: "pass"}.get(cell.get("forgotten"), "untested")
+
+
+def _inflection_rows(inf: dict) -> list[dict]:
+    rows = []
+    for key, sr in as_dict(inf.get("series")).items():
+        if isinstance(sr, dict):
+            dec = as_dict(sr.get("decline"))
+            rows.append({"key": key, "best": sr.get("best_epoch"), "smoothed_best": sr.get("smoothed_best_epoch"),
+                         "inflection": sr.get("inflection_epoch"), "status": str(sr.get("status") or ""),
+                         "delta": num(dec.get("delta")), "p": num(dec.get("p_value"))})
+    return rows
+
+
+def _audit_rows(a: dict) -> list[dict]:
+    rows = []
+    for part in ("labels", "template", "data"):
+        for c in as_dict(a.get(part)).get("checks") or []:
+            if isinstance(c, dict):
+                rows.append({"name": f"{part}.{c.get('name')}", "status": str(c.get("status") or ""),
+                             "detail": str(c.get("detail") or ""), "rule": str(c.get("rule") or ""),
+                             "examples": json.dumps(c.get("examples") or [], ensure_ascii=False)[:300]})
+    return rows

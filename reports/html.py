@@ -24,11 +24,11 @@ from markupsafe import Markup
 from harness import __version__
 from harness.results import run_state, write_atomic
 from reports import charts
-from reports.collect import (Series, checkpoint_to_keep, diagnostics_evidence, environment_table, forgetting_matrix,
+from reports.collect import (Series, checkpoint_to_keep, environment_table, forgetting_matrix,
                              grading_memory, header, higher_is_better, interval_kind, load_series, loss_curves,
                              memory_breakdown, metric_curve, metric_keys, score_table, signatures, suite_texts)
 from reports.data import training_data
-from reports.evidence import item_changes, power_table
+from reports.evidence import diagnostics_evidence, item_changes, power_table
 from reports.perf import perf_tables
 from reports.samples import MAX_CHARS, MAX_SAMPLES, sample_link, sample_sets, script_json
 
