@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 from harness.dataprep.build import prepared_split
 from harness.dataprep.sources import hub_rows, jsonl_rows, parallel_rows
 from harness.errors import DataError
-from harness.messages import Example, row_to_messages, translation_messages, with_system
+from harness.messages import Example, refuse_lone_surrogates, row_to_messages, translation_messages, with_system
 from harness.suite import DataSpec, Suite
 from harness.synthetic import generate_rows
 
@@ -45,6 +45,8 @@ def _load_jsonl(spec: DataSpec, path: Path) -> Iterable[Example]:
             raise DataError(f"{where}: {row}")
         if "id" in row and (isinstance(row["id"], bool) or not isinstance(row["id"], (str, int))):
             raise DataError(f"{where}: field 'id' must be a string or an integer, not {json.dumps(row['id'])[:40]}")
+        if isinstance(row.get("id"), str):
+            refuse_lone_surrogates(row["id"], where, "field 'id'")
         yield Example(
             id=str(row.get("id", f"{path.stem}-{lineno:06d}")),
             messages=row_to_messages(row, where, spec.system),

@@ -84,7 +84,19 @@ def row_to_messages(row: dict, where: str, system: Optional[str] = None) -> list
     else:
         keys = ", ".join(sorted(row)) or "none"
         raise DataError(f"{where}: a row needs `messages`, or `prompt` and `completion` (has: {keys})")
+    for i, m in enumerate(messages):
+        refuse_lone_surrogates(m["content"], where, f"messages[{i}].content")
     return with_system(messages, system)
+
+
+def refuse_lone_surrogates(text: str, where: str, field_name: str) -> None:
+    """JSON can write "\\ud800", UTF-8 cannot store it: refused where the row is read, not when a
+    sample file is written after grading."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(f"{where}: {field_name} holds a lone surrogate escape (such as \\ud800), not text: "
+                        f"fix the program that wrote the file") from None
 
 
 def translation_messages(prompt: str, source: str, target: str, direction: str) -> list[dict]:

@@ -109,3 +109,17 @@ def test_synthetic_translation_without_direction_is_en_fr_everywhere(tmp_path, c
     task = results["models"][0]["epochs"][0]["tasks"]["a"]
     assert task["metrics"]["chrf"]["score"] == 100.0
     assert task["language"]["language"] == "fr" and task["language"]["source"] == "direction"
+
+
+@pytest.mark.parametrize("row, field", [
+    ('{"prompt": "a\\ud800b", "completion": "c"}', "messages[0].content"),
+    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "\\udfff"}]}',
+     "messages[1].content"),
+    ('{"id": "x\\ud800", "prompt": "a", "completion": "c"}', "field 'id'"),
+])
+def test_a_lone_surrogate_in_task_data_is_refused_at_its_line(tmp_path, row, field):
+    """JSON allows "\\ud800"; the sample file (UTF-8) cannot hold it: refused when the data is read."""
+    (tmp_path / "d.jsonl").write_text(json.dumps({"prompt": "ok", "completion": "fine"}) + "\n" + row + "\n")
+    with pytest.raises(DataError) as e:
+        load_rows(DataSpec(path="d.jsonl"), _suite(tmp_path))
+    assert str(e.value).startswith(f"{tmp_path / 'd.jsonl'}:2: {field} holds a lone surrogate")
