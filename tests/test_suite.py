@@ -116,6 +116,21 @@ def test_early_stopping_metric_must_name_a_score(metric, message):
     assert parse_suite(ok).train.early_stopping.metric == "en-fr/loss"
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("confidence: 0.3", "field 'diagnostics.forgetting.confidence': Input should be greater than 0.5"),
+    ("confidence: 1.0", "field 'diagnostics.forgetting.confidence': Input should be less than 1"),
+    ("power: 0", "field 'diagnostics.forgetting.power': Input should be greater than 0"),
+    ("power: 1.5", "field 'diagnostics.forgetting.power': Input should be less than 1"),
+])
+def test_confidence_and_power_outside_their_range_are_one_line(setting, message):
+    text = ("name: s\nmodels: [{path: builtin:tiny-translator}]\n"
+            "tasks: [{name: t, data: {synthetic: {n: 4}}}]\n"
+            f"diagnostics:\n  forgetting: {{{setting}}}\n")
+    with pytest.raises(SuiteError) as e:
+        parse_suite(text, file="s.yaml")
+    assert str(e.value).startswith(f"s.yaml:5: {message}") and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("options, message", [
     ("{bleu: {tokenize: jieba}}", ":8: field 'tasks.0.metric_options.bleu.tokenize': Input should be 'none', 'zh', "
                                   "'13a'"),
