@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+from unittest import mock
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ from harness.results import (RunDir, epoch_record, metric_record, model_record, 
 from harness.stats.family import holm
 from harness.stats.intervals import score_interval
 from harness.stats.rates import is_rate, wilson_interval
-from harness.stats.resampling import finite, percentile_interval, resample_plan, resample_scores
+from harness.stats.resampling import clear_resample_cache, finite, percentile_interval, resample_plan, resample_scores
 from harness.suite import Suite, parse_suite
 
 MODEL = "builtin:tiny-translator"
@@ -400,16 +401,31 @@ def cost(backend: TransformersBackend, fake: FakeRun, suite: Suite, repeats: int
         for task in tasks:
             grade_task(backend, task, default.bootstrap)
         grading.append(time.perf_counter() - t0)
-        record = json.loads(json.dumps(fake.record))
-        t0 = time.perf_counter()
-        diagnose_model(record, fake.run, suite)
-        diagnose.append(time.perf_counter() - t0)
+        diagnose.append(_diagnose_seconds(fake, suite))
         load.append(os.getloadavg()[0])
     torch.set_num_threads(threads)
+    # the same diagnose with every resample scored from its own rows (the path before column totals)
+    with mock.patch("harness.stats.paired.resample_scores", _row_by_row), \
+            mock.patch("harness.stats.intervals.resample_scores", _row_by_row), \
+            mock.patch("harness.diagnose.checkpoint.resample_scores", _row_by_row):
+        rows = min(_diagnose_seconds(fake, suite) for _ in range(repeats))
     g, d = min(grading), min(diagnose)
     return {"grade_epoch_seconds": g, "diagnose_seconds": d, "grade_epoch_all": grading, "diagnose_all": diagnose,
-            "load_average": load, "torch_threads": 1,
+            "diagnose_row_by_row_seconds": rows, "load_average": load, "torch_threads": 1,
             "ratio_to_one_epoch": d / g, "ratio_to_run": d / (g * len(fake.record["epochs"]))}
+
+
+def _diagnose_seconds(fake: FakeRun, suite: Suite) -> float:
+    """One diagnose of a copy of the run's record, the resamples made anew (as in a fresh process)."""
+    record = json.loads(json.dumps(fake.record))
+    clear_resample_cache()
+    t0 = time.perf_counter()
+    diagnose_model(record, fake.run, suite)
+    return time.perf_counter() - t0
+
+
+def _row_by_row(metric, stats, indices, weights=None):
+    return np.array([metric.score(stats[idx]) for idx in indices], dtype=float)
 
 
 # ----------------------------------------------------------------------------- output
@@ -551,6 +567,9 @@ def main() -> None:
     print(table(["what", "seconds"],
                 [["grading one epoch (generation + scoring, 2 × 100 items)", num(c["grade_epoch_seconds"])],
                  ["diagnose_model (power, forgetting, inflection, checkpoint, changes)", num(c["diagnose_seconds"])],
+                 ["the same, every resample scored from its rows (no column totals)",
+                  num(c["diagnose_row_by_row_seconds"])],
+                 ["column totals: speed-up", f"{c['diagnose_row_by_row_seconds'] / c['diagnose_seconds']:.1f}x"],
                  ["ratio to one epoch's grading", pct(c["ratio_to_one_epoch"])],
                  ["ratio to the run's grading (5 epochs)", pct(c["ratio_to_run"])]]))
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.errors import DataError
 from harness.files import iter_lines
 from harness.grade import LoadedTask
-from harness.messages import Example, json_object_line
+from harness.messages import Example, json_object_line, refuse_lone_surrogates
 
 
 def load_predictions(path: Path, tasks: list[LoadedTask], allow_partial: bool = False
@@ -77,20 +77,9 @@ def _prediction_row(line: str, where: str, by_task: dict) -> dict:
         if k in row and not isinstance(row[k], str):
             raise DataError(f"{where}: field '{k}' must be a string, not {json.dumps(row[k])[:40]}")
     for k in ("id", "output", "reference", "source"):
-        if isinstance(row.get(k), str) and not _encodable(row[k]):
-            # JSON allows "\ud800", UTF-8 does not: refused here, before the run directory exists,
-            # rather than failing when the sample file is written
-            raise DataError(f"{where}: field '{k}' holds a lone surrogate escape (such as \\ud800), not text: "
-                            f"fix the program that wrote the file")
+        if isinstance(row.get(k), str):   # refused before the run directory exists
+            refuse_lone_surrogates(row[k], where, f"field '{k}'")
     return row
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _example_from_prediction(row: dict) -> Example:

@@ -61,7 +61,7 @@ def test_small_or_noisy_drop_is_not_forgetting(tmp_path):
     d = diagnose(root)["forgetting"]
     # nothing flagged, but 60 items cannot see a 1-point BLEU drop: the verdict says so, never a bare pass
     assert d["flagged"] == [] and d["verdict"]["status"] == "warn"
-    assert "underpowered on 60 items" in d["verdict"]["summary"] and "items needed" in d["verdict"]["summary"]
+    assert "underpowered: " in d["verdict"]["summary"] and "(60 items) sees drops ≥" in d["verdict"]["summary"] and "items needed" in d["verdict"]["summary"]
     cell = d["tasks"]["en-fr"]["bleu"]["epochs"]["2"]
     assert cell["status"] == "underpowered" and cell["mde"] > 1.0 and cell["items_needed"] > 60
     # with thresholds above every MDE the same run is a plain pass

@@ -5,7 +5,7 @@ one-sided paired test rejects "no drop" after Holm's adjustment over the whole f
 run's cells (harness/stats/family.py), so that a run where nothing changed is flagged with
 probability at most 1 - confidence, not once per test.
 
-Each row also states what the test set can see (harness/stats/power.py): the minimum
+Each cell also states what the test set can see (harness/stats/power.py): the minimum
 detectable effect (MDE) at the family's per-test level alpha / m and the suite's power, before
 training (unpaired, from epoch 0 alone) and at each graded epoch (paired, measured). A cell whose
 MDE is above the threshold, and whose interval does not rule out a drop of the threshold either
@@ -19,7 +19,6 @@ from typing import Optional
 from harness.diagnose.evidence import LOSS, ItemStats, fmt_p, series_keys, value
 from harness.results import ModelRecord
 from harness.stats.family import holm
-from harness.diagnose.power import unpaired_power
 from harness.stats.power import items_needed, mde_from_se, paired_discordance, rate_items_needed, rate_mde
 from harness.stats.rates import is_rate
 from harness.suite import ForgettingSpec, Suite
@@ -66,7 +65,7 @@ def _row(task: str, name: str, higher: bool, base: dict, graded: list[dict], ite
     base_score = value(base, task, name)
     threshold = spec.thresholds.get(name, spec.threshold)
     row: dict = {"higher_is_better": higher, "threshold": threshold, "base": base_score, "epochs": {},
-                 **unpaired_power(task, name, base, items, spec, alpha_test, threshold)}
+                 "n": len(items.stats(base["tasks"][task], name) or {})}
     best_so_far, best_so_far_epoch = base_score, 0
     for e in graded:
         score = value(e, task, name)
@@ -81,7 +80,7 @@ def _row(task: str, name: str, higher: bool, base: dict, graded: list[dict], ite
                 "ci": None, "p_value": None, "test": None, "mde": None, "items_needed": None}
         test = items.paired(task, name, e["tasks"][task], base["tasks"][task], spec.confidence)
         if test is not None and test["p_value"] is not None:
-            cell.update(ci=test["ci"], p_value=test["p_value"], test=test["test"], se=test["se"])
+            cell.update(ci=test["ci"], p_value=test["p_value"], test=test["test"], se=test["se"], n=test["n"])
             mde, needed = _paired_power(items.metric(task, name), test, spec, alpha_test, threshold)
             cell.update(mde=mde, items_needed=needed)
         row["epochs"][str(e["epoch"])] = cell
@@ -171,8 +170,9 @@ def _blind_spots(section: dict, last_epoch: int) -> str:
         row = section["tasks"][task][name]
         cell = row["epochs"][str(last_epoch)]
         need = f"; {cell['items_needed']:,} items needed" if cell["items_needed"] else ""
-        parts.append(f"{key} sees drops ≥ {cell['mde']:.2f} (threshold {row['threshold']:g}{need})")
+        parts.append(f"{key} ({cell['n']} items) sees drops ≥ {cell['mde']:.2f} "
+                     f"(threshold {row['threshold']:g}{need})")
     if not parts:
         return ""
     more = f" (+{len(parts) - 2} more)" if len(parts) > 2 else ""
-    return f"underpowered on {row['n']} items: " + "; ".join(parts[:2]) + more
+    return "underpowered: " + "; ".join(parts[:2]) + more

@@ -49,6 +49,11 @@ def _plan(n: int, samples: int, seed: int, clusters: Optional[tuple]) -> tuple[l
     return indices, resample_weights(indices, n)
 
 
+def clear_resample_cache() -> None:
+    """Forget the resamples made so far (a benchmark timing a fresh process)."""
+    _plan.cache_clear()
+
+
 def resample_plan(n: int, samples: int, seed: int, clusters: Optional[Sequence] = None
                   ) -> tuple[list[np.ndarray], np.ndarray]:
     """The resamples and their weights, made once per (n, samples, seed, clusters): every test of a
