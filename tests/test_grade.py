@@ -161,6 +161,9 @@ def test_clustered_items_resample_whole_clusters_and_record_the_design_effect(tm
     assert em["ci_method"] == "wilson" and em["design_effect"] == pytest.approx(8.0, rel=0.3)
     lo, hi = em["ci"]
     assert hi - lo > 50          # Wilson on 80 / 8 = 10 effective items, not on 80
+    # what the test set can see comes from the cluster bootstrap too: 10 documents see only large drops
+    power = results["models"][0]["diagnostics"]["power"]["tasks"]["t"]["exact_match"]
+    assert power["mde_unpaired"] > 50
     samples = [json.loads(x) for x in (run / results["models"][0]["epochs"][0]["tasks"]["t"]["samples"])
                .read_text().splitlines()]
     assert samples[0]["cluster"] == "0" and samples[8]["cluster"] == "doc-1"

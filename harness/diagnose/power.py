@@ -68,14 +68,14 @@ def unpaired_power(task: str, name: str, base: dict, items: ItemStats, spec: For
     stats = np.array([st[i] for i in ids])
     metric = items.metric(task, name)
     n = len(ids)
-    if is_rate(metric):
+    clusters = items.clusters(base["tasks"][task], ids)
+    if is_rate(metric) and clusters is None:   # exact McNemar; clustered rates use the cluster bootstrap
         scale = getattr(metric, "scale", 1.0)
         d = unpaired_discordance(float(stats[:, 0].sum()), n)
         mde = rate_mde(n, d, alpha_test, spec.power, scale)
         needed = rate_items_needed(n, d, alpha_test, spec.power, scale, threshold)
     else:
-        interval = score_interval(metric, stats, spec.samples, items.suite.bootstrap.seed,
-                                  clusters=items.clusters(base["tasks"][task], ids))
+        interval = score_interval(metric, stats, spec.samples, items.suite.bootstrap.seed, clusters=clusters)
         se = interval["se"]
         mde = mde_from_se(None if se is None else se * 2 ** 0.5, alpha_test, spec.power)
         needed = items_needed(n, mde, threshold)
