@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The wheels the lent GPU machine lacks, in one folder to carry there (docs/gpu_check.md).
 #
-#   benchmarks/gpu_wheels.sh [--python 3.12] [--with-pyarrow] [DIR]      (DIR default: gpu-wheels)
+#   benchmarks/gpu_wheels.sh [--python 3.12] [--with-transformers] [--with-pyarrow] [DIR]   (DIR: gpu-wheels)
 #
 # The GPU machine (/work/.library/device/KINDS.md) has Python 3.12 with torch, transformers, peft,
 # accelerate, sacrebleu, pyarrow, pandas, numpy, scipy, pyyaml, rich, jinja2, matplotlib,
@@ -12,6 +12,10 @@
 # rouge-score, which PyPI has as a source archive only, is built into a wheel. gpu_check.py
 # installs the folder with `pip install --no-index --no-deps --target`.
 #
+# --with-transformers adds the transformers this project's CI runs (5.25.0) and what it needs that
+# the image lacks or has too old (huggingface-hub 2.4, kernels, httpx2, ...): ~17 MiB more. The
+# image's transformers (5.17 when last seen) lacks ContinuousBatchingConfig(auto_switch_to_flash=),
+# so the continuous engine fails there; the GPU check should run on the tested stack.
 # --with-pyarrow adds pyarrow (~45 MiB) for an image whose pyarrow is older than datasets needs
 # (>= 24); the folder then stays under 64 MiB, but the working tree travels in the same 64 MiB.
 # --python: the target interpreter's version (compiled wheels: rpds-py, pydantic-core, orjson,
@@ -20,12 +24,14 @@ set -euo pipefail
 
 PY=3.12
 PYARROW=0
+TRANSFORMERS=0
 DIR=gpu-wheels
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) PY="$2"; shift 2 ;;
     --with-pyarrow) PYARROW=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --with-transformers) TRANSFORMERS=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) echo "gpu_wheels.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) DIR="$1"; shift ;;
   esac
@@ -36,13 +42,18 @@ done
 WHEELS=(
   trl==1.16.0
   datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
-  nltk==3.10.4
+  nltk==3.10.4 defusedxml==0.7.1
   jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
   datasketch==2.0.0
   orjson==3.13.0
 )
 [ "$PYARROW" = 1 ] && WHEELS+=(pyarrow==25.0.1)
+[ "$TRANSFORMERS" = 1 ] && WHEELS+=(
+  transformers==5.25.0 huggingface-hub==2.4.0 hf-xet==1.8.0 kernels==0.19.1 tomlkit==0.15.3
+  httpx2==2.17.0 httpcore2==2.17.0 truststore==0.10.5 h11==0.16.0 anyio==4.16.0 idna==3.21
+  click==8.5.1 typing-extensions==4.16.0
+)
 SDISTS=(rouge-score==0.1.2)
 
 mkdir -p "$DIR"
