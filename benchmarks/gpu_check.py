@@ -423,7 +423,7 @@ def markdown(result: dict) -> str:
         lines += ["", f"Out of memory{' (simulated)' if oom['simulated'] else ''}: requested batch {b['requested']} "
                   f"({oom['items']} items × {oom['prompt_tokens']} prompt tokens, estimate {_gib(oom['estimate_requested'])} "
                   f"on a {_gib(oom['card_bytes'])} card) → worked at {b['used']} after {b['halvings']} halvings "
-                  f"(estimate there {_gib(oom['estimate_used'])}, peak allocated {_gib(oom['peak_allocated'])}), "
+                  f"(estimate there {_gib(oom['estimate_used'])}, peak allocated over the attempts {_gib(oom['peak_allocated'])}), "
                   f"{oom['seconds']} s."]
     eng = s.get("engines", {}).get("result")
     if eng:
