@@ -549,8 +549,16 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", type=Path, metavar="JSON", help="print the Markdown rows of a result and exit")
     args = ap.parse_args(argv)
     if args.markdown:
-        print(markdown(json.loads(args.markdown.read_text())))
+        try:
+            print(markdown(json.loads(args.markdown.read_text())))
+        except (OSError, ValueError) as e:
+            print(f"gpu_check.py: --markdown {args.markdown}: not a readable gpu_check JSON ({e})", file=sys.stderr)
+            return 2
         return 0
+    if args.wheels and not list(args.wheels.glob("*.whl")):
+        print(f"gpu_check.py: --wheels {args.wheels}: no .whl files there: make them with "
+              "benchmarks/gpu_wheels.sh and carry the folder", file=sys.stderr)
+        return 2
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -55,3 +55,14 @@ def test_dry_run_passes_every_section_and_prints_the_docs_rows(tmp_path):
                          str(tmp_path / "out" / "gpu_check.json")], capture_output=True, text=True, check=True).stdout
     assert "DRY RUN on CPU" in md and "| google/gemma-3-270m full | grading: generation |" in md
     assert "| continuous |" in md and "worked at 2 after 3 halvings" in md
+
+
+def test_a_missing_wheel_folder_or_result_is_one_line_and_exit_2(tmp_path):
+    script = str(REPO / "benchmarks" / "gpu_check.py")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.json").write_text("{not json")
+    for args, what in ((["--dry-run", "--wheels", str(tmp_path / "empty")], "no .whl files there"),
+                       (["--markdown", str(tmp_path / "bad.json")], "not a readable gpu_check JSON")):
+        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and what in proc.stderr, proc.stderr
