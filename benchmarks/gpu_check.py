@@ -88,20 +88,23 @@ class CheckPlan:
 
 
 # --------------------------------------------------------------------------- sections
-def section_setup(plan: CheckPlan, wheels: Path | None, work: Path) -> dict:
-    out: dict = {"wheels": None}
-    if wheels is not None:
-        site = work / "site"
-        files = sorted(str(p) for p in wheels.glob("*.whl"))
-        if not files:
-            raise FileNotFoundError(f"--wheels {wheels}: no .whl files (benchmarks/gpu_wheels.sh makes them)")
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                        "--no-cache-dir", "--upgrade", "--target", str(site), *files], check=True)
-        sys.path.insert(0, str(site))
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        out["wheels"] = {"folder": str(wheels), "count": len(files), "seconds": round(time.perf_counter() - t0, 1),
-                         "bytes": sum(Path(f).stat().st_size for f in files)}
+def install_wheels(wheels: Path, work: Path) -> dict:
+    """Before anything imports torch (which imports typing_extensions, carried too)."""
+    site = work / "site"
+    files = sorted(str(p) for p in wheels.glob("*.whl"))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                    "--no-cache-dir", "--upgrade", "--target", str(site), *files], check=True)
+    sys.path.insert(0, str(site))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {"folder": str(wheels), "count": len(files), "seconds": round(time.perf_counter() - t0, 1),
+            "bytes": sum(Path(f).stat().st_size for f in files)}
+
+
+def section_setup(plan: CheckPlan, installed) -> dict:
+    if isinstance(installed, BaseException):
+        raise installed
+    out: dict = {"wheels": installed}
     import importlib
     import importlib.metadata as md
 
@@ -448,7 +451,7 @@ def markdown(result: dict) -> str:
 
 
 # --------------------------------------------------------------------------- driver
-def run_check(plan: CheckPlan, out_dir: Path, wheels: Path | None, work: Path) -> dict:
+def run_check(plan: CheckPlan, out_dir: Path, installed, work: Path) -> dict:
     result = {"schema_version": SCHEMA_VERSION, "dry_run": plan.dry_run, "plan": asdict(plan), "sections": {}}
     path = out_dir / RESULT_FILE
     start = time.perf_counter()
@@ -467,7 +470,7 @@ def run_check(plan: CheckPlan, out_dir: Path, wheels: Path | None, work: Path) -
         print(f"[gpu_check] {name}: {'FAILED' if 'error' in entry else 'ok'} in {entry['seconds']} s", flush=True)
         return entry.get("result")
 
-    record("setup", section_setup, plan, wheels, work)
+    record("setup", section_setup, plan, installed)
     models = record("models", section_models, plan, work) or {}
     trained = {}
     for case in plan.cases:
@@ -565,13 +568,19 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     out = args.out or work
     plan = CheckPlan.for_mode(args.dry_run)
+    installed = None
+    if args.wheels:
+        try:
+            installed = install_wheels(args.wheels, work)
+        except Exception as e:         # recorded by the setup section; the others run without them
+            installed = e
     if not args.dry_run:
         import torch
 
         if not torch.cuda.is_available():
             print("gpu_check.py: no CUDA device: run with --dry-run on CPU", file=sys.stderr)
             return 2
-    result = run_check(plan, out, args.wheels, work)
+    result = run_check(plan, out, installed, work)
     print(markdown(result))
     print(f"\nresults: {out / RESULT_FILE}")
     return 0 if not any("error" in v for v in result["sections"].values()) else 1
