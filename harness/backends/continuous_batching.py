@@ -13,6 +13,7 @@ transformers infers by default (on CPU: most of the RAM).
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Sequence
 
@@ -49,7 +50,10 @@ def generate_continuous(model, prompts: list[list[int]], gen: GenerationSpec, eo
     plan = cache_plan([len(p) for p in prompts], gen.max_new_tokens, gen.batch_size)
     # auto_switch_to_flash off: the engine must not change the model's attention (the same
     # model object goes on training); warmup only captures CUDA graphs, useless for one call.
-    cb_config = ContinuousBatchingConfig(**plan, auto_switch_to_flash=False)
+    # (older transformers, such as 5.17 on the GPU image, has no such switch.)
+    if "auto_switch_to_flash" in inspect.signature(ContinuousBatchingConfig).parameters:
+        plan["auto_switch_to_flash"] = False
+    cb_config = ContinuousBatchingConfig(**plan)
     outputs = model.generate_batch(prompts, generation_config=config, continuous_batching_config=cb_config,
                                    progress_bar=False, warmup=False)
     # generate_batch returns {request_id: output} in submission order; a failed or missing
