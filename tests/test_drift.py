@@ -1,0 +1,183 @@
+"""Drift probes (harness/drift, harness/diagnose/drift.py): sources, base capture, truncated KL
+against the exact KL on the built-in model, the verdict in a real train-and-grade run, gates."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.drift.probe import ProbeItem, builtin_items, load_probe, tokenize_probe
+from harness.drift.scoring import BaseDistributions, exact_kl_per_item, score_probe
+from harness.drift.spec import ProbeSpec
+from harness.errors import DataError
+from harness.suite import GateSpec, parse_suite
+
+REPO = Path(__file__).resolve().parents[1]
+SUITE = """
+name: drift-test
+models: [{name: tiny, path: builtin:tiny-translator}]
+tasks:
+  - name: en-fr
+    data: {synthetic: {kind: translation, direction: en-fr, split: val, n: 8}}
+    metrics: [bleu]
+"""
+
+
+def _suite(tmp_path: Path, extra: str = ""):
+    return parse_suite(SUITE + extra, str(tmp_path / "suite.yaml"), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def builtin_model():
+    from harness.backends.transformers_backend import load_model_and_tokenizer
+    from harness.builtin import resolve_model_path
+
+    return load_model_and_tokenizer(resolve_model_path("builtin:tiny-translator", log=lambda m: None))
+
+
+def _fine_tuned(model, tokenizer, steps: int = 3, lr: float = 1e-3):
+    """A copy of `model` after a few real optimiser steps on en→fr (what a fine-tune does)."""
+    import copy
+
+    from harness.chat import tokenize_conversation
+    from harness.suite import SyntheticSource
+    from harness.synthetic import generate_rows
+
+    tuned = copy.deepcopy(model)
+    tuned.train()
+    opt = torch.optim.AdamW(tuned.parameters(), lr=lr)
+    rows = generate_rows(SyntheticSource(kind="translation", direction="en-fr", split="train", n=8 * steps))
+    for s in range(steps):
+        for row in rows[8 * s: 8 * s + 8]:
+            ex = tokenize_conversation(tokenizer, [{"role": "user", "content": "Translate English to French:\n"
+                                                    + row["messages"][0]["content"]}, row["messages"][1]], 128)
+            ids = torch.tensor([ex.input_ids])
+            loss = tuned(input_ids=ids, labels=torch.tensor([ex.labels])).loss / 8
+            loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return tuned.eval()
+
+
+# ----------------------------------------------------------------------------- sources
+def test_builtin_probe_has_both_languages_and_no_translation_pairs():
+    items = builtin_items("translation", 20)
+    langs = [i.id.split("-")[1] for i in items]
+    assert langs.count("en") == 10 and langs.count("fr") == 10
+    texts = [i.content[0]["content"] for i in items]
+    assert len(set(texts)) == 20 and all(len(i.content) == 1 and i.content[0]["role"] == "user" for i in items)
+
+
+def test_text_and_messages_sources(tmp_path, builtin_model):
+    _, tok = builtin_model
+    (tmp_path / "probe.txt").write_text("The cat eats.\n\nLe chien dort.\nA third line.\n")
+    (tmp_path / "probe.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "Hello there"},
+                                                                   {"role": "assistant", "content": "Bonjour"}]}) + "\n")
+    text = load_probe(ProbeSpec(data={"text": "probe.txt"}, n=2), _suite(tmp_path))
+    assert [i.content for i in text] == ["The cat eats.", "Le chien dort."]   # blank lines skipped, first n
+    msgs = load_probe(ProbeSpec(data={"path": "probe.jsonl"}), _suite(tmp_path))
+    tp = tokenize_probe(tok, msgs, 128)
+    rendered = tok.decode(tp.input_ids[0])
+    assert "Hello there" in rendered and "Bonjour" in rendered   # every turn is scored, not only the answer
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "probe text file (diagnostics.probe.data.text) not found"),
+    ("\n  \n", "has no items"),
+])
+def test_missing_or_empty_probe_is_one_clean_line(tmp_path, content, expected):
+    if content is not None:
+        (tmp_path / "probe.txt").write_text(content)
+    with pytest.raises(DataError) as e:
+        load_probe(ProbeSpec(data={"text": "probe.txt"}), _suite(tmp_path))
+    assert expected in str(e.value) and "\n" not in str(e.value)
+    assert "probe.txt" in str(e.value)
+
+
+def test_bad_probe_on_the_command_line_exits_2(tmp_path):
+    """Through `harness train-and-grade`: a missing probe file is refused before any model work."""
+    suite = SUITE + """
+train:
+  data: [{synthetic: {kind: translation, direction: en-fr, split: train, n: 8}}]
+  epochs: 1
+diagnostics:
+  probe: {data: {text: nowhere.txt}}
+"""
+    (tmp_path / "suite.yaml").write_text(suite)
+    run = subprocess.run([sys.executable, "-m", "harness", "train-and-grade", str(tmp_path / "suite.yaml"),
+                          "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, cwd=REPO,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 2, run.stderr
+    lines = [x for x in run.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "nowhere.txt" in lines[0] and "Traceback" not in run.stderr
+
+
+def test_probe_longer_than_max_seq_len_names_the_fix(builtin_model):
+    from harness.drift.probe import check_truncation
+
+    _, tok = builtin_model
+    tp = tokenize_probe(tok, [ProbeItem("a", "word " * 200), ProbeItem("b", "short line")], 32)
+    assert tp.truncated == 1 and len(tp.input_ids[0]) == 32
+    with pytest.raises(DataError, match=r"probe.txt: 1 of 2 probe items are longer than max_seq_len \(32 tokens\)"):
+        check_truncation(tp, "probe.txt", 32, 0.05)
+    check_truncation(tp, "probe.txt", 32, 0.5)   # within the audit's share: counted, not refused
+
+
+def test_suite_blocks_validate(tmp_path):
+    s = _suite(tmp_path, "diagnostics:\n  probe: {data: {builtin: translation}, n: 64, top_k: 16}\n"
+                         "  drift: {kl_warn: 0.01, kl_fail: 0.05}\n")
+    assert s.diagnostics.probe.top_k == 16 and s.diagnostics.drift.kl_fail == 0.05
+    with pytest.raises(Exception, match="exactly one of"):
+        _suite(tmp_path, "diagnostics:\n  probe: {data: {text: a.txt, builtin: translation}}\n")
+    with pytest.raises(Exception, match="kl_fail must be >= kl_warn"):
+        _suite(tmp_path, "diagnostics:\n  drift: {kl_warn: 0.5, kl_fail: 0.1}\n")
+
+
+def test_drift_gate_spec():
+    g = GateSpec.model_validate({"drift": "nll", "max": 0.1})
+    assert (g.task, g.metric) == ("drift", "nll")
+    assert GateSpec.model_validate(g.model_dump()).drift == "nll"   # what results.json stores reads back
+    with pytest.raises(Exception, match="min or max"):
+        GateSpec.model_validate({"drift": "kl", "max_drop_from_base": 0.1})
+    with pytest.raises(Exception, match="needs task and metric"):
+        GateSpec.model_validate({"metric": "bleu", "min": 1})
+
+
+# ----------------------------------------------------------------------------- scoring
+def test_base_capture_round_trips_and_scores_itself_as_zero(tmp_path, builtin_model):
+    model, tok = builtin_model
+    tp = tokenize_probe(tok, builtin_items("translation", 12), 128)
+    base = score_probe(model, tp, 5, top_k=8)
+    assert base.base.top_ids.shape == (int(base.tokens.sum()), 8)
+    base.base.save(tmp_path / "base.npz")
+    back = BaseDistributions.load(tmp_path / "base.npz")
+    again = score_probe(model, tp, 3, base=back)   # another batching: the same items
+    assert np.allclose(again.kl, 0, atol=1e-5) and np.allclose(again.nll, base.nll, rtol=1e-5)
+    # the NLL is the model's own loss on those tokens
+    ids = torch.tensor([tp.input_ids[0]])
+    with torch.no_grad():
+        loss = model(input_ids=ids, labels=ids).loss.item()
+    assert again.nll[0] / again.tokens[0] == pytest.approx(loss, rel=1e-4)
+
+
+def test_truncated_kl_is_a_lower_bound_within_2_percent_of_exact(builtin_model):
+    """On the built-in model after real fine-tuning steps, at the built-in suite's top_k."""
+    from harness.suite import load_suite
+
+    model, tok = builtin_model
+    k = load_suite(REPO / "suites" / "translation-drift.yaml").diagnostics.probe.top_k
+    tp = tokenize_probe(tok, builtin_items("translation", 32), 128)
+    base_full, tuned_full = [], []
+    base = score_probe(model, tp, 16, top_k=k, full_logprobs=base_full)
+    tuned = _fine_tuned(model, tok)
+    got = score_probe(tuned, tp, 16, base=base.base, full_logprobs=tuned_full)
+    exact, positions = exact_kl_per_item(base_full, tuned_full, len(tp.ids))
+    assert (positions == got.tokens).all()
+    assert (got.kl <= exact + 1e-9).all()                # data-processing inequality, item by item
+    assert exact.sum() / positions.sum() > 0.01          # the fine-tune moved the model
+    assert got.kl.sum() / exact.sum() >= 0.98
