@@ -4,7 +4,8 @@ Three signals, in nats per scored token, each tested at every graded epoch (defi
 thresholds: docs/diagnostics.md, "Drift"):
   kl          KL(base ‖ epoch) on the probe set (top-k + tail: a lower bound of the exact KL)
   kl_prompts  the same on the suite's task prompts
-  nll         NLL drift on the probe set: mean NLL per token at the epoch minus at epoch 0
+  nll         NLL drift on the probe set: mean NLL per token at the epoch minus at epoch 0, per
+              probe group (the built-in probe's languages), the worst group being the signal
 Intervals and tests come from the paired bootstrap over items (harness/stats), the same
 resamples for both sides. KL is never below 0, so its one-sided test asks whether it exceeds
 the warn threshold; NLL drift's asks whether the epoch is worse than epoch 0, as forgetting's
@@ -91,25 +92,47 @@ def drift_tests(record: ModelRecord, run: RunDir, suite: Suite, base: Optional[d
             continue
         warn, fail = thresholds[name]
         row: dict = {"set": set_name, "warn": warn, "fail": fail, "epochs": {}}
-        old_stats = _stats(run, old["drift"]["stats"], set_name, "nll")
-        for e in compared:
-            new_stats = _stats(run, e["drift"]["stats"], set_name, field)
-            if new_stats is None or old_stats is None:
-                continue
-            if field == "kl":
-                cell = _kl_cell(new_stats[1], warn, suite)
-            else:
-                cell = _nll_cell(*_aligned(new_stats, old_stats), suite)
-            row["epochs"][str(e["epoch"])] = cell
+        if field == "kl":
+            for e in compared:
+                got = _stats(run, e["drift"]["stats"], set_name, field)
+                if got is not None:
+                    row["epochs"][str(e["epoch"])] = _kl_cell(got[1], warn, suite)
+        else:
+            row["groups"] = _nll_groups(run, old, compared, sorted(sets[set_name].get("groups") or {}), suite)
+            for ep in sorted({ep for cells_ in row["groups"].values() for ep in cells_}, key=int):
+                # the signal is its worst group: French getting better must not hide English getting worse
+                group, cell = max(((g, c[ep]) for g, c in row["groups"].items() if ep in c),
+                                  key=lambda gc: gc[1]["value"])
+                cell["group"] = group
+                row["epochs"][ep] = cell
         section["signals"][name] = row
     return section
 
 
+def _nll_groups(run: RunDir, old: dict, compared: list[dict], groups: list[str], suite: Suite) -> dict:
+    """{group: {epoch: NLL drift cell}}: each probe group (or the whole probe) tested on its own."""
+    out: dict = {}
+    for g in groups or [None]:
+        sel = PROBE if g is None else f"{PROBE}:{g}"
+        before = _stats(run, old["drift"]["stats"], sel, "nll")
+        for e in compared:
+            after = _stats(run, e["drift"]["stats"], sel, "nll")
+            if before is not None and after is not None:
+                out.setdefault(g or PROBE, {})[str(e["epoch"])] = _nll_cell(*_aligned(after, before), suite)
+    return out
+
+
+def _row_cells(row: dict) -> list[dict]:
+    if "groups" in row:
+        return [c for cells_ in row["groups"].values() for c in cells_.values()]
+    return list(row["epochs"].values())
+
+
 def cells(section: Optional[dict]) -> list[dict]:
-    """Every tested cell, in a fixed order: what joins forgetting's Holm family."""
+    """Every tested cell (each NLL group's too), in a fixed order: what joins forgetting's Holm family."""
     if not section:
         return []
-    return [c for row in section["signals"].values() for c in row["epochs"].values()]
+    return [c for row in section["signals"].values() for c in _row_cells(row)]
 
 
 def judge(section: Optional[dict], suite: Suite) -> None:
@@ -118,7 +141,7 @@ def judge(section: Optional[dict], suite: Suite) -> None:
         return
     alpha = 1 - suite.diagnostics.forgetting.confidence
     for row in section["signals"].values():
-        for cell in row["epochs"].values():
+        for cell in _row_cells(row):
             p = cell.get("p_adjusted")
             significant = p is not None and p < alpha and cell["value"] > row["warn"]
             cell["significant"] = significant
@@ -129,7 +152,8 @@ def judge(section: Optional[dict], suite: Suite) -> None:
 def _describe(name: str, epoch: str, cell: dict, confidence: float) -> str:
     ci = f", {confidence:.0%} CI [{cell['ci'][0]:+.3f}, {cell['ci'][1]:+.3f}]" if cell["ci"] else ""
     sign = "+" if name == "nll" else ""
-    return f"{name} {cell['value']:{sign}.3f} at epoch {epoch}{ci}, {fmt_p(cell.get('p_adjusted'))}"
+    group = f" ({cell['group']})" if cell.get("group") and cell["group"] != PROBE else ""
+    return f"{name}{group} {cell['value']:{sign}.3f} at epoch {epoch}{ci}, {fmt_p(cell.get('p_adjusted'))}"
 
 
 def _verdict(section: dict, suite: Suite) -> dict:

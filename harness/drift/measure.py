@@ -94,19 +94,27 @@ class DriftProbe:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """{probe: {items, tokens, nll, kl}, prompts: {...}} per token, from per-item rows."""
+    """{probe: {items, tokens, nll, kl[, groups]}, prompts: {...}} per token, from per-item rows;
+    `groups`: the probe's groups (the built-in probe's languages) the same way."""
     out: dict = {}
     for r in rows:
-        key = PROMPTS if r["set"].startswith(PROMPTS) else r["set"]
-        s = out.setdefault(key, {"items": 0, "tokens": 0, "nll": 0.0, "kl": 0.0})
-        s["items"] += 1
-        s["tokens"] += r["tokens"]
-        s["nll"] += r["nll"]
-        s["kl"] += r["kl"]
-    for s in out.values():
+        key, _, group = r["set"].partition(":")
+        targets = [out.setdefault(key, _totals())]
+        if key == PROBE and group:
+            targets.append(out[key].setdefault("groups", {}).setdefault(group, _totals()))
+        for s in targets:
+            s["items"] += 1
+            s["tokens"] += r["tokens"]
+            s["nll"] += r["nll"]
+            s["kl"] += r["kl"]
+    for s in [*out.values(), *(out.get(PROBE, {}).get("groups") or {}).values()]:
         s["nll"] = s["nll"] / s["tokens"] if s["tokens"] else None
         s["kl"] = s["kl"] / s["tokens"] if s["tokens"] else None
     return out
+
+
+def _totals() -> dict:
+    return {"items": 0, "tokens": 0, "nll": 0.0, "kl": 0.0}
 
 
 def drift_enabled(suite) -> bool:

@@ -25,6 +25,7 @@ DEFAULT_MAX_LEN = 2048   # a grade-only suite has no train.max_seq_len
 class ProbeItem:
     id: str
     content: Union[str, list[dict]]   # plain text, or chat messages (every turn scored)
+    group: str = ""                   # the built-in probe's language: NLL drift is tested per group
 
 
 @dataclass
@@ -32,7 +33,7 @@ class TokenizedProbe:
     """Items as token ids; every position after the first is scored (its token predicted)."""
 
     ids: list[str]
-    sets: list[str]                   # "probe", or "prompts:TASK"
+    sets: list[str]                   # "probe" or "probe:GROUP", or "prompts:TASK"
     input_ids: list[list[int]]
     truncated: int                    # items cut by max_seq_len
 
@@ -49,7 +50,7 @@ def builtin_items(kind: str, n: int) -> list[ProbeItem]:
     for i, row in enumerate(rows):
         en, fr = row["messages"][0]["content"], row["messages"][1]["content"]
         text, lang = (en, "en") if i < half else (fr, "fr")
-        out.append(ProbeItem(f"builtin-{lang}-{i:05d}", [{"role": "user", "content": text}]))
+        out.append(ProbeItem(f"builtin-{lang}-{i:05d}", [{"role": "user", "content": text}], lang))
     return out
 
 
@@ -129,7 +130,8 @@ def tokenize_probe(tokenizer, items: list[ProbeItem], max_len: int, set_name: st
             full = tokenize_conversation(tokenizer, item.content, 10 ** 9, assistant_only=False).input_ids
         truncated += len(full) > max_len
         ids.append(full[:max_len])
-    return TokenizedProbe([i.id for i in items], [set_name] * len(items), ids, truncated)
+    sets = [f"{set_name}:{i.group}" if i.group else set_name for i in items]
+    return TokenizedProbe([i.id for i in items], sets, ids, truncated)
 
 
 def check_truncation(probe: TokenizedProbe, source: str, max_len: int, max_share: float) -> None:
