@@ -72,7 +72,8 @@ def spearman(x, y) -> float:
 def suite_for(task: str, lr: float, epochs: int, seed: int, args):
     from harness.suite import parse_suite
 
-    text = SUITE.format(train_n=args.train_n, epochs=epochs, lr=lr, seed=seed, task=task, items=args.items,
+    items = args.fr_en_items if task == "fr-en" else args.items
+    text = SUITE.format(train_n=args.train_n, epochs=epochs, lr=lr, seed=seed, task=task, items=items,
                         top_k=args.top_k)
     return parse_suite(text, "<drift-bench>", REPO)
 
@@ -128,7 +129,8 @@ def one_run(lr: float, epochs: int, seed: int, args, tmp: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train-n", type=int, default=500, help="training rows (the default suite has 2,000)")
-    ap.add_argument("--items", type=int, default=50, help="en→fr items graded per epoch, fr→en items graded after")
+    ap.add_argument("--items", type=int, default=50, help="en→fr items graded per epoch")
+    ap.add_argument("--fr-en-items", type=int, default=100, help="fr→en items graded after each run (BLEU drop)")
     ap.add_argument("--top-k", type=int, default=512, help="the probe's top_k (suites/translation-drift.yaml's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     ap.add_argument("--quick", action="store_true")
@@ -154,7 +156,7 @@ def main() -> None:
             print(f"  run lr {lr:g} x{epochs}: {r['seconds']:.0f}s", flush=True)
         null_rows = [one_run(lr, epochs, seed, args, tmp) for lr, epochs, seed in nulls]
     print(f"\ndrift vs the fr→en forgetting nobody graded: built-in model, {args.train_n} en→fr training rows, "
-          f"{args.items} items, probe 256 built-in sentences, top_k {args.top_k}, torch threads {args.threads}")
+          f"{args.items} en→fr items graded per epoch, {args.fr_en_items} fr→en items graded after, probe 256 built-in sentences, top_k {args.top_k}, torch threads {args.threads}")
     print(f"base fr→en BLEU {base_bleu:.2f}\n")
     head = (f"{'lr':>7} {'ep':>2} {'KL probe':>9} {'NLL drift':>12} {'KL prompts':>10} {'fr→en drop':>10} "
             f"{'verdict':>7} {'KLk/KL':>7} {'probe/grading':>13} {'probe/epoch':>11}")
