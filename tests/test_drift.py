@@ -181,3 +181,108 @@ def test_truncated_kl_is_a_lower_bound_within_2_percent_of_exact(builtin_model):
     assert (got.kl <= exact + 1e-9).all()                # data-processing inequality, item by item
     assert exact.sum() / positions.sum() > 0.01          # the fine-tune moved the model
     assert got.kl.sum() / exact.sum() >= 0.98
+
+
+# ----------------------------------------------------------------------------- end to end
+E2E = """
+name: drift-e2e
+models: [{{name: tiny, path: {model}}}]
+train:
+  data: [{{synthetic: {{kind: translation, direction: en-fr, split: train, n: 48, seed: 1}}}}]
+  epochs: 1
+  lr: {lr}
+  batch_size: 16
+  max_seq_len: 96
+  logging_steps: 1
+tasks:
+  - name: en-fr
+    data: {{synthetic: {{kind: translation, direction: en-fr, split: val, n: 6}}}}
+    metrics: [bleu]
+    generation: {{max_new_tokens: 12, batch_size: 6}}
+diagnostics:
+  probe: {{data: {{builtin: translation}}, n: 24, top_k: 16}}
+  drift: {{prompts: 6, kl_warn: 0.002, kl_fail: 0.005}}
+bootstrap: {{samples: 200, seed: 0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def drift_run(tiny_model_dir, tmp_path_factory):
+    from harness.pipeline import train_and_grade
+
+    root = tmp_path_factory.mktemp("drift-run")
+    suite = parse_suite(E2E.format(model=tiny_model_dir, lr=3e-3), str(root / "suite.yaml"), root)
+    results, run = train_and_grade(suite, log=lambda m: None, run_dir=str(root / "run"))
+    return suite, results, run
+
+
+@pytest.mark.slow
+def test_train_and_grade_measures_drift_every_epoch(drift_run):
+    suite, results, run = drift_run
+    rec = results["models"][0]
+    e0, e1 = rec["epochs"]
+    assert e0["drift"]["sets"]["probe"]["items"] == 24 and e0["drift"]["sets"]["prompts"]["items"] == 6
+    assert set(e0["drift"]["sets"]["probe"]["groups"]) == {"en", "fr"}
+    assert e0["drift"]["sets"]["probe"]["kl"] == 0 and e1["drift"]["sets"]["probe"]["kl"] > 0
+    assert (run.root / e0["drift"]["base"]).is_file() and (run.root / e1["drift"]["stats"]).is_file()
+    drift = rec["diagnostics"]["drift"]
+    assert set(drift["signals"]) == {"kl", "kl_prompts", "nll"}
+    kl = drift["signals"]["kl"]["epochs"]["1"]
+    assert kl["value"] == pytest.approx(e1["drift"]["sets"]["probe"]["kl"])
+    assert kl["ci"][0] <= kl["value"] <= kl["ci"][1] and kl["significant"] and kl["status"] == "fail"
+    assert drift["verdict"]["status"] == "fail" and "builtin:translation" in drift["verdict"]["summary"]
+    nll = drift["signals"]["nll"]
+    assert set(nll["groups"]) == {"en", "fr"}
+    assert nll["epochs"]["1"]["value"] == max(g["1"]["value"] for g in nll["groups"].values())
+    # one family: forgetting's size counts the drift tests (3 signals' cells, NLL per group)
+    forgetting = rec["diagnostics"]["forgetting"]
+    own = sum(1 for ms in forgetting["tasks"].values() for r in ms.values() for c in r["epochs"].values()
+              if c["p_value"] is not None)
+    assert forgetting["family"]["size"] == own + 4
+
+
+@pytest.mark.slow
+def test_drift_gates_report_and_summary(drift_run):
+    from rich.console import Console
+
+    from harness.cli import _summary
+    from harness.gate import evaluate_gates
+    from reports.html import render_report
+
+    suite, results, run = drift_run
+    verdict = evaluate_gates(results, run, [{"drift": "kl", "max": 1e-6}, {"drift": "kl", "max": 100}])
+    assert [g["status"] for g in verdict["gates"]] == ["fail", "pass"]
+    assert verdict["gates"][0]["task"] == "drift" and verdict["gates"][0]["metric"] == "kl"
+    from harness.gate.specs import GateError
+
+    with pytest.raises(GateError, match="not measured"):
+        evaluate_gates({**results, "models": [{**results["models"][0], "diagnostics": {}}]}, run,
+                       [{"drift": "nll", "max": 0.1}])
+    html = Path(render_report([run.root]))
+    assert "Drift from the base model" in html.read_text() and 'data-chart="drift"' in html.read_text()
+    console = Console(record=True, width=200)
+    _summary(results, console)
+    assert "drift: fail drifted beyond the fail threshold" in console.export_text()
+
+
+@pytest.mark.slow
+def test_grade_drift_base_matches_the_training_runs_drift(drift_run, tiny_model_dir, tmp_path):
+    """`harness grade --model BASE --model EPOCH1 --drift-base BASE`: the checkpoint's KL against the
+    base is the one the training run measured at epoch 1."""
+    from harness.pipeline import grade_models
+    from harness.suite import ModelSpec
+
+    suite, results, run = drift_run
+    ckpt = run.root / results["models"][0]["epochs"][1]["checkpoint"]
+    out, _ = grade_models(suite, [ModelSpec(name="tuned", path=str(ckpt)), ModelSpec(name="base", path=str(tiny_model_dir))],
+                          log=lambda m: None, run_dir=str(tmp_path / "g"), drift_base="base")
+    by = {m["name"]: m for m in out["models"]}
+    assert [m["name"] for m in out["models"]] == ["base", "tuned"]   # the base graded first
+    assert "drift" not in by["base"]["diagnostics"]
+    got = by["tuned"]["diagnostics"]["drift"]
+    assert got["base_model"] == "base"
+    trained = results["models"][0]["diagnostics"]["drift"]["signals"]["kl"]["epochs"]["1"]["value"]
+    assert got["signals"]["kl"]["epochs"]["0"]["value"] == pytest.approx(trained, rel=1e-3)
+    with pytest.raises(Exception, match="--drift-base nobody: not one of the graded models"):
+        grade_models(suite, [ModelSpec(name="base", path=str(tiny_model_dir))], log=lambda m: None,
+                     run_dir=str(tmp_path / "h"), drift_base="nobody")
