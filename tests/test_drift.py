@@ -86,6 +86,19 @@ def test_text_and_messages_sources(tmp_path, builtin_model):
     assert "Hello there" in rendered and "Bonjour" in rendered   # every turn is scored, not only the answer
 
 
+def test_hub_dataset_source_reads_a_text_column(tmp_path):
+    """The hub path (datasets.load_dataset), on a local dataset directory: no network in tests."""
+    (tmp_path / "hub").mkdir()
+    rows = [{"text": "First probe sentence."}, {"text": "  "}, {"text": "Deuxième phrase."}]
+    (tmp_path / "hub" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = load_probe(ProbeSpec(data={"hf": {"name": str(tmp_path / "hub"), "split": "train", "field": "text"}}),
+                       _suite(tmp_path))
+    assert [i.content for i in items] == ["First probe sentence.", "Deuxième phrase."]
+    with pytest.raises(DataError, match="no field 'body'"):
+        load_probe(ProbeSpec(data={"hf": {"name": str(tmp_path / "hub"), "split": "train", "field": "body"}}),
+                   _suite(tmp_path))
+
+
 @pytest.mark.parametrize("content, expected", [
     (None, "probe text file (diagnostics.probe.data.text) not found"),
     ("\n  \n", "has no items"),
