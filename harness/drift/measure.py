@@ -81,10 +81,9 @@ class DriftProbe:
         if capture:
             self.base = scores.base
             self.base.save(base_file)
-        rows = [{"id": i, "set": s, "nll": float(n), "kl": float(k) if scores.kl is not None else 0.0,
-                 "tokens": int(c)}
-                for i, s, n, k, c in zip(self.items.ids, self.items.sets, scores.nll,
-                                         scores.kl if scores.kl is not None else scores.nll, scores.tokens)]
+        kl = scores.kl if scores.kl is not None else [0.0] * len(scores.nll)   # the base against itself
+        rows = [{"id": i, "set": s, "nll": float(n), "kl": float(k), "tokens": int(c)}
+                for i, s, n, k, c in zip(self.items.ids, self.items.sets, scores.nll, kl, scores.tokens)]
         path = stats_path(self.run, self.model, epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -140,6 +140,5 @@ def check_truncation(probe: TokenizedProbe, source: str, max_len: int, max_share
         raise DataError(f"{source}: {probe.truncated} of {len(probe.ids)} probe items are longer than "
                         f"max_seq_len ({max_len} tokens): shorten them or raise train.max_seq_len "
                         f"(up to diagnostics.audit.max_truncated_share may be cut)")
-    short = [i for i, x in zip(probe.ids, probe.input_ids) if len(x) < 2]
-    if len(short) == len(probe.ids):
+    if all(len(x) < 2 for x in probe.input_ids):
         raise DataError(f"{source}: every probe item is a single token: nothing to score (give longer lines)")
