@@ -263,8 +263,10 @@ def test_drift_gates_report_and_summary(drift_run):
     from reports.html import render_report
 
     suite, results, run = drift_run
-    verdict = evaluate_gates(results, run, [{"drift": "kl", "max": 1e-6}, {"drift": "kl", "max": 100}])
-    assert [g["status"] for g in verdict["gates"]] == ["fail", "pass"]
+    verdict = evaluate_gates(results, run, [{"drift": "kl", "max": 1e-6, "checkpoint": "last"},
+                                            {"drift": "kl", "max": 100, "checkpoint": "last"},
+                                            {"drift": "nll", "max": 0, "checkpoint": 0}])   # the base: no drift
+    assert [g["status"] for g in verdict["gates"]] == ["fail", "pass", "pass"]
     assert verdict["gates"][0]["task"] == "drift" and verdict["gates"][0]["metric"] == "kl"
     from harness.gate.specs import GateError
 

@@ -25,6 +25,8 @@ class DriftSide:
             raise GateError(f"{where}: drift signal {signal!r} not measured for model {model['name']!r} "
                             f"(measured: {have})")
         cell = row["epochs"].get(str(epoch["epoch"]))
+        if cell is None and epoch["epoch"] == 0 and section.get("base_model") == model["name"]:
+            cell = {"value": 0.0}   # the base model itself: no drift by definition
         if cell is None:
             raise GateError(f"{where}: drift {signal!r} has no value at epoch {epoch['epoch']} "
                             f"(epochs measured: {', '.join(row['epochs']) or 'none'})")
