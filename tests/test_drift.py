@@ -66,11 +66,20 @@ def _fine_tuned(model, tokenizer, steps: int = 3, lr: float = 1e-3):
 
 # ----------------------------------------------------------------------------- sources
 def test_builtin_probe_has_both_languages_and_no_translation_pairs():
+    from harness.suite import SyntheticSource
+    from harness.synthetic import generate_rows
+
     items = builtin_items("translation", 20)
-    langs = [i.id.split("-")[1] for i in items]
-    assert langs.count("en") == 10 and langs.count("fr") == 10
-    texts = [i.content[0]["content"] for i in items]
-    assert len(set(texts)) == 20 and all(len(i.content) == 1 and i.content[0]["role"] == "user" for i in items)
+    assert [i.group for i in items].count("en") == 10 and [i.group for i in items].count("fr") == 10
+    assert all([m["role"] for m in i.content] == ["user", "assistant"] for i in items)
+    pairs = {(r["messages"][0]["content"], r["messages"][1]["content"])
+             for r in generate_rows(SyntheticSource(kind="translation", direction="en-fr", split="test", n=20))}
+    english = {en for en, _ in pairs}
+    for i in items:
+        user, reply = i.content[0]["content"], i.content[1]["content"]
+        assert (reply in english) == (i.group == "en") and (user in english) != (reply in english)
+        assert (user, reply) not in pairs and (reply, user) not in pairs   # never the user turn's translation
+    assert len({i.content[1]["content"] for i in items}) == 20
 
 
 def test_text_and_messages_sources(tmp_path, builtin_model):

@@ -3,8 +3,8 @@
 A probe needs no references: a plain text line is scored on every token after its first; a
 conversation (messages JSONL, a recipe, a hub dataset's messages) is rendered with the chat
 template and every turn is scored. The built-in probe is made by the project's own generators:
-English and French sentences (different pairs, so no item is another's translation), each a
-user turn of the chat template, which is the only text the built-in model has ever seen.
+English and French sentences, a user turn in one language and a reply in the other taken from
+another pair (never the user turn's translation), in the chat format the built-in model knows.
 
 Bad sources are one clean line (DataError, exit 2): a missing file, an empty one, and items
 that max_seq_len cuts beyond the audit's `max_truncated_share` (fewer are counted, as the
@@ -39,18 +39,22 @@ class TokenizedProbe:
 
 
 def builtin_items(kind: str, n: int) -> list[ProbeItem]:
-    """Half English, half French sentences of the synthetic generator's test split, no references."""
+    """English and French sentences of the synthetic generator's test split, no references: each
+    item a user turn in one language and an assistant turn in the other, taken from different
+    pairs (the reply is never the user turn's translation). Half the items answer in English, half
+    in French; the group is the reply's language."""
     from harness.suite import SyntheticSource
     from harness.synthetic import generate_rows
 
     assert kind == "translation"
     rows = generate_rows(SyntheticSource(kind="translation", direction="en-fr", split="test", n=n))
-    half = (n + 1) // 2
+    pairs = [(r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows]
     out = []
-    for i, row in enumerate(rows):
-        en, fr = row["messages"][0]["content"], row["messages"][1]["content"]
-        text, lang = (en, "en") if i < half else (fr, "fr")
-        out.append(ProbeItem(f"builtin-{lang}-{i:05d}", [{"role": "user", "content": text}], lang))
+    for i, (en, fr) in enumerate(pairs):
+        other_en, other_fr = pairs[(i + n // 2 + 1) % n] if n > 1 else ("", "")
+        user, reply, lang = (fr, other_en, "en") if i % 2 == 0 else (en, other_fr, "fr")
+        turns = [{"role": "user", "content": user}] + ([{"role": "assistant", "content": reply}] if reply else [])
+        out.append(ProbeItem(f"builtin-{lang}-{i:05d}", turns, lang))
     return out
 
 

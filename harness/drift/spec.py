@@ -28,7 +28,7 @@ class ProbeSource(BaseModel):
                                          "`field` names a text column (else rows are read as messages).")
     builtin: Optional[Literal["translation"]] = Field(
         None, description="An offline probe from the project's own generators: English and French sentences "
-        "(no references), each as a user turn of the chat template.")
+        "(no references), a user turn in one language and an unrelated reply in the other.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ProbeSource":
