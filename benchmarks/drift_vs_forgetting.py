@@ -118,8 +118,9 @@ def one_run(lr: float, epochs: int, seed: int, args, tmp: Path) -> dict:
     grade_s = np.mean([sum(t["seconds"] for t in e["tasks"].values()) + e["drift"]["seconds"] for e in trained])
     train_s = (rec["train"]["seconds"] or 0) / len(trained)
     sig = lambda name: drift["signals"][name]["epochs"][last]  # noqa: E731
+    groups = {g: cells[last]["value"] for g, cells in (drift["signals"]["nll"].get("groups") or {}).items()}
     return {"lr": lr, "epochs": epochs, "seed": seed, "kl": sig("kl")["value"], "nll": sig("nll")["value"],
-            "nll_group": sig("nll").get("group"), "kl_prompts": sig("kl_prompts")["value"],
+            "nll_group": sig("nll").get("group"), "nll_groups": groups, "kl_prompts": sig("kl_prompts")["value"],
             "verdict": drift["verdict"]["status"],
             "alarm": any(c["significant"] for row in drift["signals"].values() for c in row["epochs"].values()),
             "probe_share_grading": probe_s / grade_s, "probe_share_epoch": probe_s / (grade_s + train_s),
@@ -169,6 +170,10 @@ def main() -> None:
     print()
     for name in ("kl", "nll", "kl_prompts"):
         print(f"Spearman({name}, fr→en BLEU drop) over {len(rows)} runs: {spearman([r[name] for r in rows], drops):+.3f}")
+    for g in sorted({g for r in rows for g in r["nll_groups"]}):
+        values = [r["nll_groups"].get(g, float("nan")) for r in rows]
+        print(f"Spearman(NLL drift of probe group {g!r} alone, fr→en BLEU drop): {spearman(values, drops):+.3f} "
+              f"(values {', '.join(f'{v:+.3f}' for v in values)})")
     worst = max(abs(1 - r["trunc_exact"]) for r in rows)
     print(f"truncated KL vs exact KL: worst relative error {worst:.2%} at top_k {args.top_k}")
     print(f"probe cost: {np.mean([r['probe_share_grading'] for r in rows]):.1%} of an epoch's grading, "
