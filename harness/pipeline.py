@@ -240,7 +240,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
 
     plan_run_dir(suite, run_dir, overwrite)
     tasks = load_tasks(suite)
-    drift = GradedDrift.plan(suite, models, drift_base, load_probe(suite.diagnostics.probe, suite))
+    drift = GradedDrift.plan(suite, models, drift_base,
+                             load_probe(suite.diagnostics.probe, suite) if drift_base else [])
     models = drift.ordered(models) if drift else models
     preds = load_predictions(predictions, tasks, allow_partial) if predictions is not None else None
     train_rows = []
