@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="grade a predictions file that lacks some task ids (coverage is recorded and gated)")
     gr.add_argument("--allow-overridden-references", action="store_true",
                     help="let the suite's gates pass predictions that bring their own references")
+    gr.add_argument("--drift-base", metavar="MODEL", help="measure every other model's drift against this "
+                    "--model (name or path; docs/diagnostics.md, Drift)")
     gr.add_argument("--run-dir")
     gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
@@ -407,7 +409,8 @@ def grade(args, out: Output) -> int:
             check_runs_here(suite, cuda=False, train=False)
     results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
                                 predictions=args.predictions, endpoint=args.endpoint,
-                                allow_partial=args.allow_partial, overwrite=args.overwrite, bars=out.bars)
+                                allow_partial=args.allow_partial, overwrite=args.overwrite, bars=out.bars,
+                                drift_base=args.drift_base)
     return _finish(suite, results, run, args, out)
 
 

@@ -31,6 +31,7 @@ from harness import resume as resuming
 from harness.backends import backend_class
 from harness.best_epoch import best_epoch, default_best_metric, rotate_checkpoints, score_of
 from harness.distributed import Processes, ShardedBackend, follow_grading
+from harness.drift.measure import probe_for
 from harness.early_stopping import EarlyStopper
 from harness.errors import DoesNotFit, UserError
 from harness.grade import LoadedTask, grade_epoch, with_grading_batch
@@ -57,6 +58,7 @@ class TrainingRun:
     save: Callable[[], None]          # rewrites results.json atomically (a no-op on ranks other than 0)
     tasks: list[LoadedTask]           # the graded tasks, loaded once for the run
     train_rows: list                  # the training rows (harness.data.Example), loaded once for the run
+    probe_items: list = field(default_factory=list)   # diagnostics.probe's items (harness/drift/probe.py)
     gpu_memory: Optional[str] = None  # --gpu-memory, else the suite's memory.gpu_memory
     force: bool = False               # train even when the memory preflight says it does not fit
     procs: Processes = field(default_factory=lambda: Processes(0, 1))
@@ -101,6 +103,7 @@ class TrainingJob:
         self.best_key = ""
         self.stopper: Optional[EarlyStopper] = None
         self.train_record = None              # runners.trl_sft.TrainRecord: the loss log so far
+        self.drift = None                     # harness.drift.measure.DriftProbe: scored at every graded epoch
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -121,6 +124,8 @@ class TrainingJob:
         self.log(f"grading batch {self.grading['batch']} ({self.grading['why']})")
         self.tasks = with_grading_batch(ctx.tasks, self.grading["batch"])
         self.tokenized = trl_sft.tokenize_rows(self.tokenizer, ctx.train_rows, suite.train)
+        self.drift = probe_for(suite, self.run, spec.name, self.tokenizer, ctx.probe_items, ctx.tasks,
+                               self.grading["batch"])
         self._open_record()
 
     def _open_record(self) -> None:
@@ -259,6 +264,8 @@ class TrainingJob:
                                   memory.measured_epoch(device, epoch) and not self.vllm) as probe:
             er = grade_epoch(probe.wrap(by), self.tasks, suite.bootstrap, self.run, self.spec.name, epoch, step,
                              bars=self.bars)
+            if self.drift is not None and self.procs.is_main:   # teacher-forced, against epoch 0's capture
+                er["drift"] = self.drift.measure(by.model if saved is not None else self.model, epoch)
         er["grading_memory"] = probe.record(self.grading)
         record["epochs"].append(er)
         record["best"] = best_epoch(record, self.best_key)

@@ -19,6 +19,7 @@ from harness.best_epoch import best_epoch, default_best_metric
 from harness.builtin import resolve_model_path
 from harness.backends import backend_class
 from harness.data import load_training_rows
+from harness.drift.probe import load_probe
 from harness.epoch_loop import Log, TrainingJob, TrainingRun, pretraining_audit
 from harness.errors import DataError, UserError
 from harness.grade import LoadedTask, grade_epoch, load_tasks, with_grading_batch
@@ -132,10 +133,10 @@ def _close(results: dict, save: Callable[[], None]) -> None:
     save()
 
 
-def _diagnose(record: dict, run: RunDir, suite: Suite) -> None:
+def _diagnose(record: dict, run: RunDir, suite: Suite, drift_base: Optional[dict] = None) -> None:
     from harness import diagnose
 
-    diagnose.diagnose_model(record, run, suite)
+    diagnose.diagnose_model(record, run, suite, drift_base)
 
 
 # --------------------------------------------------------------------------- train
@@ -155,6 +156,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
         plan_run_dir(suite, run_dir, overwrite)   # refused before any work, and before anything is written
     tasks = load_tasks(suite)                 # data problems surface before any model work
     train_rows = load_training_rows(suite)
+    probe_items = load_probe(suite.diagnostics.probe, suite)
     run, results, save = _start_on_main(suite, run_dir, procs, overwrite, resume, force)
     if not procs.is_main:
         log = lambda msg: None  # noqa: E731
@@ -169,6 +171,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
             results["data"] = suite_data_records(suite)
         log(f"run directory: {run.root}" + (f" ({procs.world} processes)" if procs.distributed else ""))
     ctx = TrainingRun(suite=suite, run=run, results=results, save=save, tasks=tasks, train_rows=train_rows,
+                      probe_items=probe_items,
                       gpu_memory=gpu_memory or suite.memory.gpu_memory, force=force, procs=procs, log=log, bars=bars)
     try:
         for spec in suite.models:
@@ -229,10 +232,17 @@ def audit_suite(suite: Suite, log: Log = print) -> list[dict]:
 def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_dir: Optional[str] = None,
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None, allow_partial: bool = False,
-                 overwrite: bool = False, bars: Progress = OFF) -> tuple[dict, RunDir]:
-    """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
+                 overwrite: bool = False, bars: Progress = OFF, drift_base: Optional[str] = None
+                 ) -> tuple[dict, RunDir]:
+    """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record.
+    `drift_base`: the model (name or path) every other model's drift is measured against."""
+    from harness.drift.measure import GradedDrift
+
     plan_run_dir(suite, run_dir, overwrite)
     tasks = load_tasks(suite)
+    drift = GradedDrift.plan(suite, models, drift_base,
+                             load_probe(suite.diagnostics.probe, suite) if drift_base else [])
+    models = drift.ordered(models) if drift else models
     preds = load_predictions(predictions, tasks, allow_partial) if predictions is not None else None
     train_rows = []
     if suite.train:
@@ -268,13 +278,15 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             record = model_record(spec.name, spec.path, spec.adapter, parameters=getattr(backend, "parameters", None))
             results["models"].append(record)
             er = _grade_checkpoint(suite, spec, path, backend, cls, tasks, run, log, bars, train_rows)
+            if drift:
+                er["drift"] = drift.measure(spec, backend, run, tasks)
             record["epochs"].append(er)
             record["best"] = best_epoch(record, default_best_metric(suite, tasks))
             save()
             del backend
         for record in results["models"]:
             record["audit"] = data_audit   # grading data only: no training batches to audit
-            _diagnose(record, run, suite)
+            _diagnose(record, run, suite, drift.base_epoch(results, record) if drift else None)
         results["status"] = "complete"
     finally:
         _close(results, save)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
+from harness.drift.spec import DRIFT_SIGNALS, DriftSpec, ProbeSpec, check_drift_gate
 from harness.errors import SuiteError  # noqa: F401  (imported from here too)
 from harness.files import read_text
 from harness.metrics import METRICS, MetricOptions
@@ -309,11 +310,16 @@ class DiagnosticsSpec(_Strict):
     audit: AuditSpec = Field(default_factory=AuditSpec)
     smoothing: int = Field(1, ge=1, description="Centred moving-average window (epochs) applied to validation "
                                                 "series before locating the peak; 1 = off.")
+    probe: Optional[ProbeSpec] = Field(None, description="General text scored at every epoch for drift "
+                                       "(docs/diagnostics.md, Drift).")
+    drift: DriftSpec = Field(default_factory=DriftSpec)
 
 
 class GateSpec(_Strict):
-    task: str
-    metric: str
+    task: str = Field("", description="The task gated (with metric); not with drift.")
+    metric: str = Field("", description="The metric gated, or `loss`.")
+    drift: Optional[Literal[DRIFT_SIGNALS]] = Field(None, description="A drift signal (kl, kl_prompts, nll; "
+                                                    "diagnostics.drift) gated with min/max instead of a task metric.")
     min: Optional[float] = Field(None, description="Absolute floor.")
     max: Optional[float] = Field(None, description="Absolute ceiling (for lower-is-better metrics).")
     max_drop_from_base: Optional[float] = Field(None, description="Forgetting budget vs epoch 0.")
@@ -322,6 +328,11 @@ class GateSpec(_Strict):
     )
     checkpoint: Union[Literal["best", "last"], int] = "best"
     confidence: float = Field(0.95, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _task_or_drift(self) -> "GateSpec":
+        check_drift_gate(self)
+        return self
 
 
 class BootstrapSpec(_Strict):

@@ -213,6 +213,36 @@ def forgetting_chart(m: ForgettingMatrix, prefix: str) -> str:
         return to_svg(fig, prefix)
 
 
+# --------------------------------------------------------------------------- drift
+def drift_chart(section: dict, prefix: str) -> Optional[str]:
+    """One panel per drift signal (results.json diagnostics.drift) against epoch: the value with its
+    interval, the warn and fail thresholds, significant epochs filled."""
+    rows = [(name, row) for name, row in (section.get("signals") or {}).items() if row.get("epochs")]
+    if not rows:
+        return None
+    with _figure(3.1 * len(rows) + 0.4, 2.6, ncols=len(rows)) as (fig, axes):
+        for ax, (name, row) in zip(axes, rows):
+            eps = sorted(row["epochs"], key=int)
+            x = np.array([0] + [int(e) for e in eps], dtype=float)
+            cells = [row["epochs"][e] for e in eps]
+            y = _array([0.0] + [c["value"] for c in cells])
+            lo = _array([0.0] + [(c["ci"] or [None])[0] for c in cells])
+            hi = _array([0.0] + [(c["ci"] or [None, None])[1] for c in cells])
+            ax.plot(x, y, color=colour(0), marker="o", ms=3.5, lw=1.5)
+            if np.isfinite(lo).any():
+                ax.fill_between(x, lo, hi, color=colour(0), alpha=0.17, lw=0)
+            sig = [i + 1 for i, c in enumerate(cells) if c.get("significant")]
+            ax.plot(x[sig], y[sig], ls="none", marker="o", ms=7, mfc=colour(3), mec="black", mew=0.6, zorder=5)
+            ax.axhline(row["warn"], color="#b58900", ls="--", lw=1)
+            ax.axhline(row["fail"], color="#cb4b16", ls=":", lw=1.2)
+            ax.set_title({"kl": "KL(base ‖ epoch), probe", "kl_prompts": "KL(base ‖ epoch), task prompts",
+                          "nll": "NLL drift, probe (worst group)"}.get(name, name), fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(section.get("unit", ""))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        return to_svg(fig, prefix)
+
+
 # --------------------------------------------------------------------------- memory
 def memory_chart(mb: MemoryBreakdown, prefix: str) -> str:
     """Estimate by term, measured peak(s), the 17.5 bytes/param rule, and the budget."""

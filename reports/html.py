@@ -73,6 +73,7 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "metric_charts": _metric_charts(series),
         "points_only": bool(series) and all(len(s.epochs) <= 1 for s in series),
         "forgetting": _forgetting(series),
+        "drift": _drift(series),
         "evidence": [{"label": s.label, **diagnostics_evidence(s), "power_table": power_table(s),
                       "checkpoint": checkpoint_to_keep(s), "changes": item_changes(s, sample_link(sets, s.label))}
                      for s in series],
@@ -168,6 +169,17 @@ def _forgetting(series: list[Series]) -> list[dict]:
         m = forgetting_matrix(s)
         out.append({"label": s.label, "source": m.source if m else None,
                     "svg": _svg(charts.forgetting_chart(m, f"f{k}-")) if m else None})
+    return out
+
+
+def _drift(series: list[Series]) -> list[dict]:
+    out = []
+    for k, s in enumerate(series):
+        section = (s.model.get("diagnostics") or {}).get("drift")
+        if section:
+            out.append({"label": s.label, "verdict": section.get("verdict") or {},
+                        "probed": (section.get("probe") or {}).get("summary", ""),
+                        "svg": _svg(charts.drift_chart(section, f"d{k}-"))})
     return out
 
 

@@ -117,3 +117,21 @@ def test_sampling_at_grading_is_in_the_estimate(generation, sampling):
     greedy = dataclasses.replace(plan, eval_sampling="greedy")
     extra = M.grading_bytes(plan, 64)["generation"] - M.grading_bytes(greedy, 64)["generation"]
     assert extra == 64 * 151_936 * (M.GENERATION_ROW_BYTES[sampling] - M.GENERATION_ROW_BYTES["greedy"])
+
+
+def test_the_drift_probe_is_a_grading_term_and_auto_still_stays_under_training():
+    """diagnostics.probe: the probe's scoring joins the grading phase, the base's stored
+    distributions are counted (host memory), and the auto batch still keeps grading ≤ training."""
+    from harness.drift.spec import ProbeSpec
+
+    suite = load_suite(REPO / "suites" / "memory" / f"{SETUPS[0]}.yaml")
+    without = M.preflight(suite, suite.models[0], tokenizer=None)
+    suite.diagnostics.probe = ProbeSpec(data={"builtin": "translation"}, n=256, top_k=32)
+    r = M.preflight(suite, suite.models[0], tokenizer=None)
+    e, p = r.estimate, r.plan
+    assert e.grading["probe"] > 0 and without.estimate.grading.get("probe") == 0
+    assert p.probe_top_k == 32 and e.grading["probe_base"] == p.probe_positions * 32 * (4 + 4)   # vocab > 65,536
+    assert 0 < e.phases["eval"] <= e.phases["train"]
+    assert M.grading_bytes(p, p.eval_batch_size)["phase"] >= e.grading["probe"]
+    assert p.eval_batch_size <= without.plan.eval_batch_size
+    assert "probe:" in e.grading["formula"] and "host memory" in e.grading["formula"]

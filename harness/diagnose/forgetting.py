@@ -14,7 +14,7 @@ verdict says so with the item count that would fix it, never a bare pass.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 from harness.diagnose.evidence import LOSS, ItemStats, fmt_p, series_keys, value
 from harness.results import ModelRecord
@@ -26,7 +26,9 @@ from harness.suite import ForgettingSpec, Suite
 FAMILY_METHOD = "holm"
 
 
-def forgetting(record: ModelRecord, items: ItemStats, suite: Suite) -> dict:
+def forgetting(record: ModelRecord, items: ItemStats, suite: Suite, also: Sequence[dict] = ()) -> dict:
+    """`also`: other tests of the run (drift's cells, each with `p_value`) that join the Holm
+    family; each gets its `p_adjusted` here."""
     spec = suite.diagnostics.forgetting
     alpha = 1 - spec.confidence
     epochs = record["epochs"]
@@ -38,10 +40,13 @@ def forgetting(record: ModelRecord, items: ItemStats, suite: Suite) -> dict:
     base = next((e for e in epochs if e["epoch"] == 0), None)
     graded = [e for e in epochs if e["epoch"] > 0]
     if base is None or not graded:
+        for cell, adjusted in zip(also, holm([c["p_value"] for c in also])):
+            cell["p_adjusted"] = adjusted
         section["verdict"] = {"status": "skipped", "summary": "needs epoch 0 and at least one trained epoch"}
         return section
     keys = [k for k in series_keys(record) if value(base, k[0], k[1]) is not None]
-    family = sum(1 for task, name, _ in keys for e in graded if value(e, task, name) is not None)
+    family = sum(1 for task, name, _ in keys for e in graded if value(e, task, name) is not None) \
+        + sum(1 for c in also if c["p_value"] is not None)
     section["family"] = {"size": family, "method": FAMILY_METHOD, "alpha": round(alpha, 12),
                          "alpha_per_test": round(alpha / max(family, 1), 12)}
     for task, name, higher in keys:
@@ -49,6 +54,7 @@ def forgetting(record: ModelRecord, items: ItemStats, suite: Suite) -> dict:
         if row is not None:
             section["tasks"].setdefault(task, {})[name] = row
     cells = [c for ms in section["tasks"].values() for r in ms.values() for c in r["epochs"].values()]
+    cells += list(also)
     for cell, adjusted in zip(cells, holm([c["p_value"] for c in cells])):
         cell["p_adjusted"] = adjusted
     for ms in section["tasks"].values():

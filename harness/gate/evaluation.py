@@ -10,6 +10,7 @@ from typing import Any, Collection, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from harness.gate.checks import run_refusals, same_data
+from harness.gate.drift import DriftSide
 from harness.gate.specs import KINDS, GateError, _validate
 from harness.metrics import metric_for
 from harness.metrics.base import Metric, split_harness_version
@@ -242,6 +243,9 @@ def evaluate_gates(results: dict, run: RunDir, gates: Sequence[Union[GateSpec, d
                 epoch = find_epoch(model_rec, spec.checkpoint)
             except ResultsError as e:
                 raise GateError(f"{where}: {e}") from None
+            if spec.drift is not None:
+                prepared.append((spec, DriftSide("the results", run, model_rec, epoch, spec.drift, where), None, None))
+                continue
             side = _Side("the results", results, run, model_rec, epoch, spec.task, spec.metric, where)
             base = None
             if spec.max_drop_from_base is not None:

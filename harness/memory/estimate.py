@@ -181,7 +181,8 @@ def _grading(plan: TrainPlan, terms: dict, train_dyn: int) -> tuple[TrainPlan, d
     if not g["phase"]:
         text = "no grading"
     else:
-        parts = [f"{k}: {g['formulas'][k]}" for k in ("generation", "scoring") if g[k]]
+        parts = [f"{k}: {g['formulas'][k]}" for k in ("generation", "scoring", "probe") if g[k]]
         text = f"grading batch {B} ({why}); " + "; ".join(parts) + (" (the larger counts)" if len(parts) > 1 else "")
     return plan, {"batch": B, "auto": plan.eval_batch_auto, "why": why, "generation": g["generation"],
-                  "scoring": g["scoring"], "phase": g["phase"], "formula": text, "formulas": g["formulas"]}
+                  "scoring": g["scoring"], "probe": g["probe"], "probe_base": g["probe_base"], "phase": g["phase"],
+                  "formula": text, "formulas": g["formulas"]}

@@ -9,7 +9,9 @@ two terms follow the implementation:
   position only (`logits_to_keep=1`) with their fp32 copy;
 * scoring (harness/backends/scoring.py): the decoder's final hidden states (no KV cache kept), the
   decoder's per-layer working set, then the gathered hidden states of the scored positions and one
-  LM-head chunk of at most SCORE_CHUNK_BYTES of fp32 logits (head output, fp32 copy, log-softmax).
+  LM-head chunk of at most SCORE_CHUNK_BYTES of fp32 logits (head output, fp32 copy, log-softmax);
+* probe (harness/drift/scoring.py, when drift is measured): scoring of every position of the batch
+  with the base's top-k rows beside it; the base's stored distributions are host memory.
 
 `generation.batch_size: auto` (the default) picks the largest grading batch whose phase stays at
 or below the training phase (on a GPU), or within the budget for a grading-only job; on CPU, or
@@ -118,16 +120,45 @@ def scoring_bytes(plan: TrainPlan, batch: int) -> tuple[int, str]:
     return hidden + max(work, gathered + head), text
 
 
+def probe_base_bytes(plan: TrainPlan) -> int:
+    """The base model's stored distributions (host memory and the run directory, never the GPU):
+    per scored position top-k token ids (2 B up to a 65,536 vocabulary, else 4) and fp32 log-probs."""
+    return plan.probe_positions * plan.probe_top_k * ((2 if plan.arch.vocab <= 65536 else 4) + 4)
+
+
+def probe_bytes(plan: TrainPlan, batch: int) -> tuple[int, str]:
+    """The drift probe's batch (harness/drift/scoring.py): scoring of every position of max_seq_len
+    items, plus per LM-head chunk the base's top-k rows on the device (int64 ids + fp32 log-probs)
+    and this model's log-probs gathered at them (fp32 and fp64 for the KL)."""
+    S, k = plan.probe_len or plan.eval_score_len, plan.probe_top_k
+    a, d = plan.arch, eval_dtypes(plan)
+    n = batch * S
+    hidden = n * a.hidden * d["hidden"]
+    work = forward_working_set(plan, batch, S)
+    chunk = min(n, score_chunk_tokens(plan))
+    base_rows = n * k * (8 + 4)
+    head = _head_bytes(plan, chunk, log_softmax=True) + chunk * k * (4 + 3 * 8)
+    text = (f"hidden states batch {batch} × {S} tokens × {a.hidden} × {d['hidden']} B = {fmt_bytes(hidden)} + "
+            f"max(decoder working set {fmt_bytes(work)}, every position {n:,} × ({a.hidden} × {d['hidden']} B + "
+            f"top-{k} base rows × 12 B) {fmt_bytes(n * a.hidden * d['hidden'] + base_rows)} + one LM-head chunk "
+            f"{chunk:,} with its KL {fmt_bytes(head)}); the base's distributions {fmt_bytes(probe_base_bytes(plan))} "
+            f"stay in host memory")
+    return hidden + max(work, n * a.hidden * d["hidden"] + base_rows + head), text
+
+
 def grading_bytes(plan: TrainPlan, batch: int) -> dict:
-    """{generation, scoring, phase, formulas} of one grading batch (the phase is the larger term)."""
-    gen = score = 0
-    gen_text = score_text = ""
+    """{generation, scoring, probe, phase, formulas} of one grading batch (the phase is the largest term)."""
+    gen = score = probe = 0
+    gen_text = score_text = probe_text = ""
     if batch and plan.eval_generates:
         gen, gen_text = generation_bytes(plan, batch)
     if batch and plan.eval_scores:
         score, score_text = scoring_bytes(plan, batch)
-    return {"generation": gen, "scoring": score, "phase": max(gen, score),
-            "formulas": {"generation": gen_text, "scoring": score_text}}
+    if batch and plan.probe_top_k:
+        probe, probe_text = probe_bytes(plan, batch)
+    return {"generation": gen, "scoring": score, "probe": probe, "phase": max(gen, score, probe),
+            "probe_base": probe_base_bytes(plan),
+            "formulas": {"generation": gen_text, "scoring": score_text, "probe": probe_text}}
 
 
 def auto_bound(plan: TrainPlan) -> int:

@@ -107,6 +107,9 @@ class TrainPlan:
     eval_sampling: str = "greedy"      # greedy | sample | sample_top_p: the logits processors' buffers (grading.py)
     eval_scores: bool = True
     eval_dtype: str = "fp32"
+    probe_top_k: int = 0               # drift probes (diagnostics.probe/drift): base log-probs kept a position; 0: none
+    probe_positions: int = 0           # scored probe + task-prompt positions at most (the stored base's rows)
+    probe_len: int = 0                 # a probe item's tokens at most (max_seq_len)
     device: str = "cuda"               # cuda (the preflight target) | cpu (to compare with a CPU run)
     backend: str = "trl"
     length_source: str = "max_seq_len"
@@ -264,9 +267,23 @@ def plan_from_suite(suite, model_spec, sample_tokenizer=None, device: str = "cud
     cap = t.max_seq_len if t is not None else 512
     plan.eval_prompt_len = plan.eval_score_len = cap
     plan.eval_length_source = "max_seq_len (grading data not read)"
+    _drift_probe(plan, suite, cap)
     if data_aware:
         _data_aware(plan, suite, sample_tokenizer, loaded=loaded)
     return plan
+
+
+def _drift_probe(plan: TrainPlan, suite, cap: int) -> None:
+    """The drift probe's shapes (harness/drift): every position of an item scored, top-k kept."""
+    from harness.drift.measure import drift_enabled
+
+    if not drift_enabled(suite):
+        return
+    probe, spec = suite.diagnostics.probe, suite.diagnostics.drift
+    plan.probe_top_k = probe.top_k if probe else 32
+    items = (probe.n if probe else 0) + spec.prompts * len(suite.tasks)
+    plan.probe_positions = items * cap
+    plan.probe_len = cap
 
 
 class SharedPlan:
