@@ -171,7 +171,7 @@ def _tie_set(best: TrialSummary, done: list[TrialSummary], task: str, metric: st
                                    seed=suite.bootstrap.seed, confidence=confidence))
     adjusted = holm([x["p_value"] if x else None for x in tests])
     tied = [best.number]
-    best.tie = {"tied": True}
+    best.tie = {"tied": True, "delta": None, "p_value": None, "p_adjusted": None, "n": None}
     for t, test, adj in zip(others, tests, adjusted):
         is_tied = adj is None or adj >= 1 - confidence
         t.tie = {"delta": test["delta"] if test else None, "p_value": test["p_value"] if test else None,
@@ -264,7 +264,8 @@ def _recommendation(s: SweepSummary) -> str:
     text = f"use trial {s.best.number} ({params}): {key} {s.best.value:.2f}{seeds}, the best of {n_done} complete trials"
     others = [n for n in s.tie_set if n != s.best.number]
     if others:
-        text += (f"; trials {', '.join(map(str, others))} are within noise of it (paired test on the same items, "
+        text += (f"; {'trials' if len(others) > 1 else 'trial'} {', '.join(map(str, others))} "
+                 f"{'are' if len(others) > 1 else 'is'} within noise of it (paired test on the same items, "
                  f"Holm over {n_done - 1} comparisons): any of them is as good, and the cheapest of them will do")
     elif n_done > 1:
         text += f"; every other trial is significantly worse (paired test, Holm over {n_done - 1} comparisons)"
