@@ -37,6 +37,7 @@ tasks:
     generation: {{max_new_tokens: 12, batch_size: 8}}
 bootstrap: {{samples: 20}}
 diagnostics: {{forgetting: {{samples: 100}}}}
+gates: [{{task: en-fr, metric: chrf, min: 0}}]
 output_dir: {out}
 sweep:
   params:

@@ -174,7 +174,7 @@ class Worker:
         from harness.resume import ResumeError
 
         self.outcome.runs_s += time.perf_counter() - t0
-        suite = trial_suite(self.plan, params, seed)
+        suite = trial_suite(self.plan, params, seed, self.study_name)
         info_path = run_dir.parent / TRIAL_FILE
         info = _read_json(info_path) or {"study": self.study_name, "params": params, "objective": self.plan.key,
                                          "seeds": {}}

@@ -80,9 +80,14 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
     return [dict(zip(spec.params, combo)) for combo in itertools.product(*axes)]
 
 
-def trial_suite(plan: SweepPlan, params: dict[str, Any], seed: int) -> Suite:
-    """The suite one trial runs: the sweep's suite with the trial's values and `train.seed` set."""
-    return _with_overrides(plan.suite, {**params, "train.seed": seed}, where=plan.suite.where("sweep"), path=None)
+def trial_suite(plan: SweepPlan, params: dict[str, Any], seed: int, study: Optional[str] = None) -> Suite:
+    """The suite one trial runs: the sweep's suite with the trial's values and `train.seed` set;
+    a suite that tracks its runs (a `tracking:` block with a `group`) groups them by study."""
+    overrides = {**params, "train.seed": seed}
+    tracking = getattr(plan.suite, "tracking", None)
+    if study and tracking is not None and hasattr(tracking, "group"):
+        overrides["tracking.group"] = study
+    return _with_overrides(plan.suite, overrides, where=plan.suite.where("sweep"), path=None)
 
 
 def _with_overrides(base: Suite, overrides: dict[str, Any], where: str, path: Optional[str]) -> Suite:
