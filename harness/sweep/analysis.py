@@ -261,7 +261,8 @@ def _recommendation(s: SweepSummary) -> str:
                 + (f", {len(infeasible)} forget a task" if infeasible else "") + "): nothing to recommend")
     params = ", ".join(f"{k}={v}" for k, v in s.best.params.items())
     seeds = f" (mean of {len(s.best.runs)} seeds)" if len(s.best.runs) > 1 else ""
-    text = f"use trial {s.best.number} ({params}): {key} {s.best.value:.2f}{seeds}, the best of {n_done} complete trials"
+    text = (f"use trial {s.best.number} ({params}): {key} {s.best.value:.2f}{seeds}, "
+            f"the best of {n_done} complete trials")
     others = [n for n in s.tie_set if n != s.best.number]
     if others:
         text += (f"; {'trials' if len(others) > 1 else 'trial'} {', '.join(map(str, others))} "

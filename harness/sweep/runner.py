@@ -57,17 +57,22 @@ class EpochReporter:
     def __init__(self, trial, plan: SweepPlan, seed_index: int, prune: bool):
         self.trial, self.plan, self.offset, self.prune = trial, plan, seed_index * STEPS_PER_SEED, prune
         self.pruned_at: Optional[int] = None
+        self.seconds = 0.0   # spent reporting and asking the pruner: the sweep's bookkeeping, not the run's
 
     def __call__(self, record: dict, er: dict) -> Optional[str]:
-        value = objective_value(record, self.plan)
-        if value is None:
+        t0 = time.perf_counter()
+        try:
+            value = objective_value(record, self.plan)
+            if value is None:
+                return None
+            self.trial.report(value, self.offset + er["epoch"])
+            if self.prune and self.trial.should_prune():
+                self.pruned_at = er["epoch"]
+                return f"pruned by the sweep's {self.plan.spec.pruner} pruner ({self.plan.key} {value:.4g} " \
+                       f"trails the other trials at this epoch)"
             return None
-        self.trial.report(value, self.offset + er["epoch"])
-        if self.prune and self.trial.should_prune():
-            self.pruned_at = er["epoch"]
-            return f"pruned by the sweep's {self.plan.spec.pruner} pruner ({self.plan.key} {value:.4g} trails " \
-                   f"the other trials at this epoch)"
-        return None
+        finally:
+            self.seconds += time.perf_counter() - t0
 
 
 def objective_value(record: dict, plan: SweepPlan) -> Optional[float]:
@@ -120,8 +125,9 @@ class Worker:
                 states = [t.state for t in counted]
                 if optuna.trial.TrialState.WAITING in states or len(counted) < self.budget:
                     try:
+                        # a trial that fails is recorded FAIL (with its reason) and the worker goes on
                         self.study.optimize(self.objective, n_trials=1, callbacks=[self._finished],
-                                            gc_after_trial=True)
+                                            gc_after_trial=True, catch=(Exception,))
                     except _Surplus:
                         continue
                 elif optuna.trial.TrialState.RUNNING in states:
@@ -145,7 +151,8 @@ class Worker:
             before = [t for t in _counted(trials) if t.number < trial.number]
             if len(before) >= self.budget:
                 trial.set_user_attr("surplus", True)
-                raise _Surplus()
+                raise _Surplus("another worker started the study's last trial at the same moment: this one "
+                               "stands down")
         root = trial_dir(self.sweep_dir, original if original is not None else trial.number)
         trial.set_user_attr("dir", str(root.relative_to(self.sweep_dir)))
         values, verdicts = [], []
@@ -169,9 +176,8 @@ class Worker:
     def _run_seed(self, trial, original: Optional[int], params: dict, seed: int, run_dir: Path,
                   reporter: EpochReporter) -> dict:
         """One (trial, seed) run: continued when an earlier attempt left it interrupted, reused when it finished."""
-        t0 = time.perf_counter()   # from here on the run's own time (the first trial imports torch here)
-        from harness.pipeline import train_and_grade
-        from harness.resume import ResumeError
+        t0 = time.perf_counter()   # the run's own time: the first trial imports torch and transformers here
+        import harness.pipeline  # noqa: F401
 
         self.outcome.runs_s += time.perf_counter() - t0
         suite = trial_suite(self.plan, params, seed, self.study_name)
@@ -186,23 +192,36 @@ class Worker:
         write_json(info_path, info)
         t0 = time.perf_counter()
         try:
-            try:
-                results, _ = train_and_grade(suite, log=self.run_log, run_dir=None if resume else str(run_dir),
-                                             resume=str(run_dir) if resume else None, force=bool(resume),
-                                             epoch_callbacks=(reporter,))
-            except ResumeError as e:   # the attempt left nothing to continue from: start the run again
-                self.log(f"trial {trial.number} seed {seed}: starting again ({e})")
-                shutil.rmtree(run_dir)
-                results, _ = train_and_grade(suite, log=self.run_log, run_dir=str(run_dir),
-                                             epoch_callbacks=(reporter,))
+            results = self._train(suite, run_dir, resume, reporter, trial.number, seed)
+        except Exception as e:   # the trial fails (Optuna records why); the worker goes on with the next
+            first = str(e).splitlines()[0][:300] if str(e) else ""
+            info["seeds"][str(seed)] = {"run": run_dir.name, "state": "failed", "error": f"{type(e).__name__}: {first}"}
+            write_json(info_path, info)
+            raise
         finally:
-            self.outcome.runs_s += time.perf_counter() - t0
+            self.outcome.runs_s += time.perf_counter() - t0 - reporter.seconds
         record = results["models"][0]
         info["seeds"][str(seed)] = {"run": run_dir.name, "state": "pruned" if reporter.pruned_at is not None
                                     else "complete", "value": objective_value(record, self.plan),
                                     "pruned_at_epoch": reporter.pruned_at}
         write_json(info_path, info)
         return record
+
+    def _train(self, suite, run_dir: Path, resume: Optional[str], reporter: EpochReporter, number: int,
+               seed: int) -> dict:
+        from harness.pipeline import train_and_grade
+        from harness.resume import ResumeError
+
+        try:
+            return train_and_grade(suite, log=self.run_log, run_dir=None if resume else str(run_dir),
+                                   resume=str(run_dir) if resume else None, force=bool(resume),
+                                   epoch_callbacks=(reporter,))[0]
+        except ResumeError as e:
+            if "still running" in str(e):   # its worker lives on (a missed heartbeat): never write over it
+                raise
+            self.log(f"trial {number} seed {seed}: starting again ({e})")   # nothing to continue from
+        shutil.rmtree(run_dir)
+        return train_and_grade(suite, log=self.run_log, run_dir=str(run_dir), epoch_callbacks=(reporter,))[0]
 
     # ------------------------------------------------------------------ progress
     def _finished(self, study, frozen) -> None:
@@ -221,6 +240,8 @@ class Worker:
             text += f" after epoch {at.get('epoch')}"
         if value is not None:
             text += f": {self.plan.key} {value:.4g}"
+        if state == "fail":
+            text += f": {frozen.system_attrs.get('fail_reason', 'failed')}"
         if frozen.user_attrs.get("constraint", [0.0])[0] > 0:
             text += " (forgets a task: infeasible)"
         if best is not None:
