@@ -100,6 +100,7 @@ def test_an_unreachable_storage_is_one_line_exit_2_before_any_trial(tmp_path, ca
     assert main(["sweep", str(suite), "--storage", f"postgresql://someone:secret@127.0.0.1:{port}/db"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cannot open the study storage" in err and "secret" not in err, err
+    assert "OperationalError" in err     # the server was asked (psycopg2 is installed with the test extra)
     assert not list((tmp_path / "runs").glob("*/trials"))
 
 

@@ -127,7 +127,7 @@ class Worker:
                     try:
                         # a trial that fails is recorded FAIL (with its reason) and the worker goes on
                         self.study.optimize(self.objective, n_trials=1, callbacks=[self._finished],
-                                            gc_after_trial=True, catch=(Exception,))
+                                            catch=(Exception,))
                     except _Surplus:
                         continue
                 elif optuna.trial.TrialState.RUNNING in states:

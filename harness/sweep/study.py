@@ -20,6 +20,7 @@ from harness.sweep.space import SweepPlan, grid_points
 HEARTBEAT_S = 60          # Optuna's suggestion; a lost worker's trial is retried after GRACE_FACTOR beats
 GRACE_FACTOR = 5
 MAX_RETRIES = 3           # a trial that kills its worker every time is given up after this many retries
+CREATE_ATTEMPTS = 4       # opening a new database: tries while another worker creates the tables
 READY_WAIT_S = 120        # how long a worker waits for the one that created the study to finish setting it up
 
 
@@ -48,14 +49,33 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT_S):
                 if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback") else   # optuna >= 4.9
                 {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(
                     max_retry=MAX_RETRIES, inherit_intermediate_values=True)})
-    try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR,
-                                          engine_kwargs=_engine_kwargs(url), **retry_kw)
-    except Exception as e:   # sqlalchemy's OperationalError, ArgumentError, a missing driver...
-        reason = " ".join(str(e).split())[:300]
-        raise StorageError(f"--storage {redact(url)}: cannot open the study storage ({type(e).__name__}: {reason}); "
-                           f"check the URL, that the server runs and accepts this user, and that its driver is "
-                           f"installed (PostgreSQL: pip install 'harness[sweep-postgres]')") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(_with_driver(url), heartbeat_interval=heartbeat,
+                                              grace_period=heartbeat * GRACE_FACTOR,
+                                              engine_kwargs=_engine_kwargs(url), **retry_kw)
+        except Exception as e:   # sqlalchemy's OperationalError, ArgumentError, a missing driver...
+            # workers started together on an empty database race to create Optuna's tables: the
+            # loser finds them made by the winner when it tries again
+            if attempt + 1 < CREATE_ATTEMPTS and ("already exists" in str(e) or type(e).__name__ == "IntegrityError"):
+                time.sleep(1.0 + attempt)
+                continue
+            reason = " ".join(str(e).split())[:300]
+            raise StorageError(f"--storage {redact(url)}: cannot open the study storage ({type(e).__name__}: "
+                               f"{reason}); check the URL, that the server runs and accepts this user, and that its "
+                               f"driver is installed (PostgreSQL: pip install 'harness[sweep-postgres]')") from None
+    raise AssertionError("unreachable")
+
+
+def _with_driver(url: str) -> str:
+    """A bare postgresql:// URL with the driver that is installed: SQLAlchemy 2.1 defaults to
+    psycopg 3, the `sweep-postgres` extra installs psycopg2."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def _engine_kwargs(url: str) -> dict:
