@@ -70,7 +70,8 @@ def main() -> int:
     from harness.sweep.space import plan_sweep
 
     model = resolve_model_path(args.model, log=lambda m: None)   # built before the clock starts
-    import harness.pipeline  # noqa: F401  (torch, transformers: any run's cost, not the sweep's)
+    import harness.pipeline  # noqa: F401
+    import torch  # noqa: F401  (as `harness sweep` does before the sweep starts: any training command's cost)
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         path = Path(tmp) / "suite.yaml"
         path.write_text(SUITE.format(model=model, out=Path(tmp) / "runs", trials=args.trials))

@@ -271,8 +271,8 @@ def test_two_workers_share_one_postgresql_study_and_run_each_trial_once(tiny_mod
     pytest.importorskip("psycopg2")
     suite = _write_suite(tmp_path, model=tiny_model_dir, epochs=1, lrs="[1.0e-3, 1.0e-2]",
                          precisions="[fp32]", pruner="none")
-    outs = _two_workers(tmp_path, suite, postgres_url)
-    _check_shared(tmp_path, postgres_url, outs, 2)
+    outs = _two_workers(tmp_path, suite, postgres_url)       # a bare postgresql:// URL: the harness picks psycopg2
+    _check_shared(tmp_path, postgres_url.replace("postgresql://", "postgresql+psycopg2://"), outs, 2)
     report = _cli("report", str(tmp_path / "runs" / "tiny-sweep"))   # the report needs the files, not the database
     assert report.returncode == 0 and "use trial" in report.stdout
 

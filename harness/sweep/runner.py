@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from harness.results import ResultsError, load_results, write_json
 from harness.sweep.space import STEPS_PER_SEED, SweepPlan, trial_suite
-from harness.sweep.spec import RangeSpace
+from harness.sweep.study import constraint_of
 
 Log = Callable[[str], None]
 TRIAL_FILE = "trial.json"
@@ -168,9 +168,10 @@ class Worker:
             values.append(value)
             verdicts.append((((record.get("diagnostics") or {}).get("forgetting") or {}).get("verdict") or {})
                             .get("status"))
-        trial.set_user_attr("seed_values", values)
-        trial.set_user_attr("forgetting", verdicts)
-        trial.set_user_attr("constraint", [1.0 if spec.constraints.forgetting and "fail" in verdicts else 0.0])
+        # one write: each user attribute is a transaction of the shared storage
+        trial.set_user_attr("outcome", {"seed_values": values, "forgetting": verdicts,
+                                        "constraint": [1.0 if spec.constraints.forgetting and "fail" in verdicts
+                                                       else 0.0]})
         return fmean(values)
 
     def _run_seed(self, trial, original: Optional[int], params: dict, seed: int, run_dir: Path,
@@ -242,7 +243,7 @@ class Worker:
             text += f": {self.plan.key} {value:.4g}"
         if state == "fail":
             text += f": {frozen.system_attrs.get('fail_reason', 'failed')}"
-        if frozen.user_attrs.get("constraint", [0.0])[0] > 0:
+        if constraint_of(frozen)[0] > 0:
             text += " (forgets a task: infeasible)"
         if best is not None:
             text += f"; best so far {best.value:.4g} (trial {best.number})"
@@ -254,7 +255,7 @@ def best_feasible(trials, higher: bool):
     import optuna
 
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
-            and t.user_attrs.get("constraint", [0.0])[0] <= 0]
+            and constraint_of(t)[0] <= 0]
     if not done:
         return None
     return (max if higher else min)(done, key=lambda t: (t.value, -t.number) if higher else (t.value, t.number))
@@ -296,8 +297,3 @@ def _record_of(run_dir: Path) -> dict:
 def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
-
-def space_description(space) -> str:
-    if isinstance(space, RangeSpace):
-        return f"{space.kind} [{space.bounds[0]}, {space.bounds[1]}]"
-    return ", ".join(map(str, space))

@@ -147,9 +147,10 @@ def _sampler(plan: SweepPlan):
     return optuna.samplers.RandomSampler(seed=spec.seed)   # grid: every point is queued, nothing is sampled
 
 
-def constraint_of(trial) -> tuple[float]:
-    """Optuna's constraint (<= 0 feasible): 1 when a seed of the trial forgot a task."""
-    return tuple(trial.user_attrs.get("constraint", (0.0,)))
+def constraint_of(trial) -> tuple[float, ...]:
+    """Optuna's constraint of a finished trial (<= 0 feasible): 1 when a seed of it forgot a task
+    (harness/sweep/runner.py writes it in the trial's `outcome` user attribute)."""
+    return tuple((trial.user_attrs.get("outcome") or {}).get("constraint", (0.0,)))
 
 
 def _pruner(plan: SweepPlan):
