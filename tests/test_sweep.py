@@ -281,8 +281,8 @@ def test_two_workers_share_one_postgresql_study_and_run_each_trial_once(tiny_mod
 def test_a_worker_killed_mid_trial_has_its_trial_retried_and_resumed_by_another(tiny_model_dir, tmp_path):
     import optuna
 
-    suite = _write_suite(tmp_path, model=tiny_model_dir, epochs=2, lrs="[1.0e-3, 1.0e-2]", precisions="[fp32]",
-                         pruner="none")
+    suite = _write_suite(tmp_path, model=tiny_model_dir, epochs=2, lrs="[1.0e-3]", precisions="[fp32]",
+                         pruner="none")   # one trial: the second worker has nothing to do but wait for it
     sweep_dir = tmp_path / "runs" / "tiny-sweep"
     first = _worker(str(suite), "--no-report", "--heartbeat", "1")
     results = sweep_dir / "trials" / "trial-0000" / "seed-0" / "results.json"
@@ -304,9 +304,9 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_and_resumed_by_another(
     by_state = {s: [t for t in trials if t.state == s] for s in optuna.trial.TrialState}
     assert [t.number for t in by_state[optuna.trial.TrialState.FAIL]] == [0]         # failed by heartbeat
     done = by_state[optuna.trial.TrialState.COMPLETE]
-    assert len(done) == 2 and {t.params["train.lr"] for t in done} == {1e-3, 1e-2}    # none lost, none twice
-    retry = next(t for t in done if t.system_attrs.get("failed_trial") == 0)
-    assert retry.params == trials[0].params
+    assert len(done) == 1 and len(trials) == 2                                        # none lost, none twice
+    retry = done[0]
+    assert retry.system_attrs.get("failed_trial") == 0 and retry.params == trials[0].params
     resumed = json.loads(results.read_text())
     assert resumed["status"] == "complete" and resumed["resumed"][0]["epochs_before"] == {"tiny": [0, 1]}
     assert [e["epoch"] for e in resumed["models"][0]["epochs"]] == [0, 1, 2]
