@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--max-seq-len", type=int, help="default: the suite's train.max_seq_len, else 512")
     dc.add_argument("--json", type=Path, help="also write the findings as JSON")
 
+    from harness.sweep.command import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     sc = sub.add_parser("schema", help="print the suite JSON Schema (for editor autocompletion)")
     sc.add_argument("-o", "--output")
     return p
@@ -338,6 +341,10 @@ def report(args, out: Output) -> int:
     from reports.html import render_report
 
     runs = [Path(r) for r in args.runs]
+    if len(runs) == 1 and (runs[0] / "sweep.json").is_file():   # a sweep directory: one page for its trials
+        from harness.sweep.command import finish_sweep
+
+        return finish_sweep(runs[0], out, report=True)
     for r in runs:
         load_results(r)   # every run readable before anything is written
     target = Path(args.output) if args.output else None
@@ -428,6 +435,12 @@ def perf(args, out: Output) -> int:
     return EXIT_OK
 
 
+def sweep(args, out: Output) -> int:
+    from harness.sweep.command import run_sweep
+
+    return run_sweep(_load_for_run(args.suite, train=True), args, out)
+
+
 def data(args, out: Output) -> int:
     from harness.dataprep.commands import data_build, data_check
 
@@ -460,6 +473,7 @@ COMMANDS: dict[str, Callable[[Any, Output], int]] = {
     "perf": perf,
     "gate": gate,
     "report": report,
+    "sweep": sweep,
     "schema": schema,
     "data": data,
 }

@@ -64,6 +64,9 @@ class TrainingRun:
     procs: Processes = field(default_factory=lambda: Processes(0, 1))
     log: Log = print
     bars: Progress = OFF
+    # called after each trained epoch is graded and saved, with (model record, epoch record); a
+    # callback returning a reason stops training after this epoch, recorded as the record's `stopped`
+    epoch_callbacks: tuple[Callable[[dict, dict], Optional[str]], ...] = ()
 
 
 def pretraining_audit(suite: Suite, tasks: list[LoadedTask], train_rows, tokenizer=None, tokenized=None) -> dict:
@@ -188,7 +191,7 @@ class TrainingJob:
         elif self.sharded and not record["epochs"]:
             follow_grading(self.backend, self.tasks)
         procs.barrier()   # the other ranks wait for rank 0's grading (here and at every epoch end)
-        if record.get("early_stopped"):
+        if record.get("early_stopped") or record.get("stopped"):
             return None   # it had stopped early: training was over before the interruption
 
         prior = record.get("train") or {}
@@ -317,6 +320,13 @@ class TrainingJob:
         elif ckpt is not None:
             shutil.rmtree(ckpt, ignore_errors=True)
         self.ctx.save()
+        for callback in self.ctx.epoch_callbacks:
+            reason = callback(record, er)
+            if reason:
+                self.log(f"stopped after epoch {epoch}: {reason}")
+                record["stopped"] = reason
+                self.ctx.save()
+                return True
         es = suite.train.early_stopping
         if self.stopper and self.stopper.update(epoch, *score_of(er, es.metric)):
             how = "significantly " if es.rule == "tie_set" else ""

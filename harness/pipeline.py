@@ -142,10 +142,12 @@ def _diagnose(record: dict, run: RunDir, suite: Suite, drift_base: Optional[dict
 # --------------------------------------------------------------------------- train
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
                     gpu_memory: Optional[str] = None, overwrite: bool = False,
-                    resume: Optional[str] = None, bars: Progress = OFF) -> tuple[dict, RunDir]:
+                    resume: Optional[str] = None, bars: Progress = OFF,
+                    epoch_callbacks: tuple = ()) -> tuple[dict, RunDir]:
     """Train every model of the suite, grading each epoch. `resume`: an interrupted run directory
     to continue (harness/resume.py); its finished models are kept as they are. `bars`: progress
-    of the training steps and graded items (harness/progress.py)."""
+    of the training steps and graded items (harness/progress.py). `epoch_callbacks`: see
+    epoch_loop.TrainingRun (a sweep reports each graded epoch to its trial through one)."""
     from harness import resume as resuming
     from harness.distributed import processes
 
@@ -172,7 +174,8 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
         log(f"run directory: {run.root}" + (f" ({procs.world} processes)" if procs.distributed else ""))
     ctx = TrainingRun(suite=suite, run=run, results=results, save=save, tasks=tasks, train_rows=train_rows,
                       probe_items=probe_items,
-                      gpu_memory=gpu_memory or suite.memory.gpu_memory, force=force, procs=procs, log=log, bars=bars)
+                      gpu_memory=gpu_memory or suite.memory.gpu_memory, force=force, procs=procs, log=log, bars=bars,
+                      epoch_callbacks=tuple(epoch_callbacks))
     try:
         for spec in suite.models:
             record = next((r for r in results["models"] if r["name"] == spec.name), None)
