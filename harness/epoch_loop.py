@@ -62,6 +62,10 @@ class TrainingRun:
     procs: Processes = field(default_factory=lambda: Processes(0, 1))
     log: Log = print
     bars: Progress = OFF
+    # after each graded epoch, on rank 0: hook(model name, epoch record), e.g. harness.tracking's
+    epoch_hooks: list[Callable[[str, dict], None]] = field(default_factory=list)
+    # what each model's Trainer reports to (runners.trl_sft.train's `reporting`); None: nothing
+    trainer_reporting: Optional[Callable[[], dict]] = None
 
 
 def pretraining_audit(suite: Suite, tasks: list[LoadedTask], train_rows, tokenizer=None, tokenized=None) -> dict:
@@ -194,7 +198,8 @@ class TrainingJob:
                                resuming.trainer_dir(self.run, self.spec.name), self.on_epoch_end,
                                on_log=self.on_log, extra_callbacks=(measure,), on_state_saved=self.on_state_saved,
                                resume_from=self.point.path if self.point else None, record=self.train_record,
-                               progress=self.bars)
+                               progress=self.bars,
+                               reporting=self.ctx.trainer_reporting() if self.ctx.trainer_reporting else None)
         record["train"] = result.as_dict()
         return measure.measured
 
@@ -263,6 +268,8 @@ class TrainingJob:
         record["epochs"].append(er)
         record["best"] = best_epoch(record, self.best_key)
         self.ctx.save()
+        for hook in self.ctx.epoch_hooks:
+            hook(self.spec.name, er)
         scores = ", ".join(f"{t}: " + " ".join(f"{m} {v['score']:.2f}" for m, v in r["metrics"].items()
                                                 if v.get("score") is not None)
                            for t, r in er["tasks"].items())

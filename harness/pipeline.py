@@ -28,6 +28,7 @@ from harness.progress import OFF, Progress
 from harness.results import (RunDir, model_record, new_results, process_record, run_state, write_atomic,
                              write_json)
 from harness.suite import AUTO_GRADING_BATCH_BOUND, ModelSpec, Suite, dump_suite
+from harness.tracking.session import TrackingSession, checkpoint_step
 
 
 def environment() -> dict:
@@ -141,10 +142,12 @@ def _diagnose(record: dict, run: RunDir, suite: Suite) -> None:
 # --------------------------------------------------------------------------- train
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
                     gpu_memory: Optional[str] = None, overwrite: bool = False,
-                    resume: Optional[str] = None, bars: Progress = OFF) -> tuple[dict, RunDir]:
+                    resume: Optional[str] = None, bars: Progress = OFF,
+                    tracking: Optional[TrackingSession] = None) -> tuple[dict, RunDir]:
     """Train every model of the suite, grading each epoch. `resume`: an interrupted run directory
     to continue (harness/resume.py); its finished models are kept as they are. `bars`: progress
-    of the training steps and graded items (harness/progress.py)."""
+    of the training steps and graded items (harness/progress.py). `tracking`: the experiment
+    trackers' session, started here on rank 0 (the caller closes it after the report)."""
     from harness import resume as resuming
     from harness.distributed import processes
 
@@ -170,6 +173,10 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
         log(f"run directory: {run.root}" + (f" ({procs.world} processes)" if procs.distributed else ""))
     ctx = TrainingRun(suite=suite, run=run, results=results, save=save, tasks=tasks, train_rows=train_rows,
                       gpu_memory=gpu_memory or suite.memory.gpu_memory, force=force, procs=procs, log=log, bars=bars)
+    if tracking is not None and procs.is_main:
+        tracking.start(run, results, save, several_models=len(suite.models) > 1)
+        ctx.epoch_hooks.append(tracking.log_epoch)
+        ctx.trainer_reporting = tracking.trainer_reporting
     try:
         for spec in suite.models:
             record = next((r for r in results["models"] if r["name"] == spec.name), None)
@@ -229,8 +236,11 @@ def audit_suite(suite: Suite, log: Log = print) -> list[dict]:
 def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_dir: Optional[str] = None,
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None, allow_partial: bool = False,
-                 overwrite: bool = False, bars: Progress = OFF) -> tuple[dict, RunDir]:
-    """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record."""
+                 overwrite: bool = False, bars: Progress = OFF,
+                 tracking: Optional[TrackingSession] = None) -> tuple[dict, RunDir]:
+    """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record.
+    `tracking`: each record is logged at the global step its checkpoint was saved at (0 when it
+    is not a run's checkpoint); the caller closes the session."""
     plan_run_dir(suite, run_dir, overwrite)
     tasks = load_tasks(suite)
     preds = load_predictions(predictions, tasks, allow_partial) if predictions is not None else None
@@ -244,6 +254,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
     bars.quiet_library_bars()
     run, results, save = _start(suite, run_dir, overwrite)
     log(f"run directory: {run.root}")
+    if tracking is not None:
+        tracking.start(run, results, save, several_models=len(models) + (preds is not None) > 1, grading_only=True)
     try:
         if preds is not None:
             record = model_record(predictions.stem, str(predictions))
@@ -252,6 +264,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                                                 predictions=preds))
             record["best"] = best_epoch(record, default_best_metric(suite, tasks))
             save()
+            if tracking is not None:
+                tracking.log_epoch(record["name"], record["epochs"][0])
         cls = backend_class(backend_name) if models else None
         shared = None   # vllm: one engine for every checkpoint and adapter of the run
         if cls is not None and cls.serves_many_checkpoints:
@@ -271,6 +285,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             record["epochs"].append(er)
             record["best"] = best_epoch(record, default_best_metric(suite, tasks))
             save()
+            if tracking is not None:
+                tracking.log_epoch(record["name"], er, step=checkpoint_step(spec.path) or 0)
             del backend
         for record in results["models"]:
             record["audit"] = data_audit   # grading data only: no training batches to audit
