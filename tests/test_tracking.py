@@ -119,7 +119,11 @@ def test_scores_at_the_step_each_epoch_was_saved(tracked, backend):
     for key, points in expected.items():
         assert [s for s, _ in got[key]] == [s for s, _ in points], key
         assert [v for _, v in got[key]] == pytest.approx([v for _, v in points], rel=1e-6), key
-    assert [(s, e) for s, e in got["epoch"] if (s, e) in set(zip(steps, range(3)))] == list(zip(steps, range(3)))
+    epochs = list(zip(steps, range(3)))
+    if backend == "mlflow":   # the Trainer's own `epoch` (0.5, 1.0, ...) shares the key there
+        assert set(epochs) <= set(got["epoch"])
+    else:
+        assert got["epoch"] == epochs
 
 
 @pytest.mark.slow
