@@ -216,11 +216,13 @@ def test_a_tracker_that_cannot_be_reached_is_a_warning_and_the_run_goes_on(tiny_
 
 
 def test_tracking_off_writes_nothing_new(tiny_model_dir, tmp_path):
-    suite = parse_suite(_suite_text(tiny_model_dir), base_dir=tmp_path)
-    assert "tracking" not in json.loads(suite.model_dump_json(exclude={"base_dir"}))
-    from harness.suite import dump_suite
-
-    assert "tracking" not in dump_suite(suite)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(_suite_text(tiny_model_dir))
+    assert main(["-q", "grade", str(suite), "--run-dir", str(tmp_path / "run"), "--no-report"]) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "tracking" not in results and "tracking" not in results["suite"]
+    assert "tracking" not in (tmp_path / "run" / "suite.yaml").read_text()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["results.json", "samples", "suite.yaml"]
 
 
 def test_a_missing_tracker_package_names_its_extra(tiny_model_dir, tmp_path, monkeypatch, capsys):
