@@ -19,8 +19,8 @@ from harness.files import read_text
 from harness.metrics import METRICS, MetricOptions
 from harness.results import safe_name
 from harness.suite_checks import looks_local, model_dir_problem, model_source_problem, read_json_schema
-from harness.tracking.spec import TrackingSpec
 from harness.suite_cross_checks import check_early_stopping, check_gate_tasks, check_grading_engine
+from harness.tracking.spec import TrackingSpec
 from harness.yaml_lines import line_map, yaml_load
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
