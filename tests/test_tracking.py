@@ -255,3 +255,27 @@ def test_track_run_needs_a_tracker(tiny_model_dir, tmp_path, capsys):
     assert main(["grade", str(suite), "--run-dir", str(tmp_path / "run"), "--track-run", "abc123"]) == 2
     assert "--track-run abc123: name the tracker too" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_several_models_get_their_name_in_every_key(tmp_path):
+    from harness.tracking import keys
+    from run_fixtures import damage, make_run, sentences
+
+    refs = {"en-fr": sentences(12, seed=1)}
+    outputs = {0: {"en-fr": damage(refs["en-fr"], 0.5, seed=0)}, 1: {"en-fr": damage(refs["en-fr"], 0.1, seed=1)}}
+    root = make_run(tmp_path / "run", None, refs, models={"base": outputs, "tuned": outputs}, bootstrap=50,
+                    gates=[{"task": "en-fr", "metric": "bleu", "min": 1}],
+                    results_hook=lambda r: r.update(gates={"verdict": {"status": "pass", "summary": "1 gate passed"}}))
+    results = json.loads((root / "results.json").read_text())
+    tuned = results["models"][1]
+    scores = keys.epoch_scores(tuned["epochs"][1], "tuned")
+    bleu = tuned["epochs"][1]["tasks"]["en-fr"]["metrics"]["bleu"]
+    assert scores["eval/tuned/en-fr/bleu"] == bleu["score"]
+    assert (scores["eval/tuned/en-fr/bleu/ci_low"], scores["eval/tuned/en-fr/bleu/ci_high"]) == tuple(bleu["ci"])
+    assert all(k.startswith("eval/tuned/en-fr/") for k in scores)
+    fields = keys.summary_fields(results)
+    assert fields["best/base/epoch"] == results["models"][0]["best"]["epoch"]
+    assert fields["best/tuned/score"] == tuned["best"]["score"]
+    assert fields["verdict/gates"] == "pass" and fields["run/status"] == "complete"
+    assert keys.epoch_scores(tuned["epochs"][1], None, keys.GRADE).keys() == {
+        k.replace("eval/tuned/", "grade/") for k in scores}
