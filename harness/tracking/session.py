@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from harness.errors import SuiteError
 from harness.results import RunDir, write_json
-from harness.tracking import TRACKERS, keys, missing_package, tracker_class
+from harness.tracking import keys, missing_package, tracker_class
 from harness.tracking.base import StartContext
 from harness.tracking.spec import TrackingSpec
 
