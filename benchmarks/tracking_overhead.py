@@ -56,7 +56,7 @@ def run_once(repo: Path, suite: Path, out: Path, backend: str | None, tmp: Path)
            "TRACKIO_DIR": str(tmp / "trackio")}
     args = [sys.executable, "-m", "harness", "-q", "train-and-grade", str(suite), "--run-dir", str(out), "--no-report"]
     t0 = time.perf_counter()
-    done = subprocess.run(args + (["--track", backend] if backend else []), cwd=repo, env=env,
+    done = subprocess.run(args + (["--track", backend] if backend else []), cwd=tmp, env=env,   # ./mlruns there
                           capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:

@@ -51,9 +51,10 @@ def _env(tmp: Path) -> dict:
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "TRACKIO_DIR": str(tmp / "trackio")}
 
 
-def _harness(args: list[str], env: dict) -> subprocess.CompletedProcess:
+def _harness(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    # cwd: MLflow keeps a SQLite store's artifacts in ./mlruns
     done = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=600)
+                          cwd=cwd, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -67,7 +68,7 @@ def tracked(tiny_model_dir, tmp_path_factory):
                                                  "run_name: tiny-run, tags: {team: eval}, group: study-1}"))
     env = _env(tmp)
     _harness(["train-and-grade", str(suite), "--run-dir", str(tmp / "run"), "--track", "wandb", "--track", "trackio"],
-             env)
+             env, tmp)
     results = json.loads((tmp / "run" / "results.json").read_text())
     return tmp, suite, env, results, _read_all(tmp, results)
 
@@ -168,7 +169,7 @@ def test_grade_with_track_run_logs_into_the_run_that_trained_it(tracked):
     checkpoint = tmp / "run" / "checkpoints" / "tiny" / "epoch-2"
     _harness(["grade", str(suite), "--model", str(checkpoint), "--run-dir", str(tmp / "graded"), "--no-report",
               "--track", "mlflow", "--track", "tensorboard", "--track", "wandb", "--track", "trackio",
-              "--track-run", str(tmp / "run")], env)
+              "--track-run", str(tmp / "run")], env, tmp)
     graded = json.loads((tmp / "graded" / "results.json").read_text())
     trained_ids = {e["backend"]: e["run_id"] for e in results["tracking"]}
     assert {e["backend"]: e["run_id"] for e in graded["tracking"]} == trained_ids
