@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--gpu-memory", help="memory budget for the preflight check")
     tg.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     tg.add_argument("--no-report", action="store_true")
+    _tracking_args(tg)
 
     gr = sub.add_parser("grade", help="grade checkpoints, adapters or a predictions file without training")
     gr.add_argument("suite")
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--run-dir")
     gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
+    _tracking_args(gr, track_run=True)
 
     pe = sub.add_parser("perf", help="serving stress test of an OpenAI-compatible endpoint with the suite's "
                                      "prompts, through EvalScope (pip install 'harness[evalscope]')")
@@ -129,6 +131,16 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="print the suite JSON Schema (for editor autocompletion)")
     sc.add_argument("-o", "--output")
     return p
+
+
+def _tracking_args(sub, track_run: bool = False) -> None:
+    from harness.tracking import TRACKERS   # names only: no tracker package is imported
+
+    sub.add_argument("--track", action="append", choices=list(TRACKERS), metavar="BACKEND",
+                     help=f"also log the run to this experiment tracker ({', '.join(TRACKERS)}; repeat for several)")
+    if track_run:
+        sub.add_argument("--track-run", metavar="ID", help="log into this tracker run (its id, or the run directory "
+                                                           "that trained the checkpoint) instead of a new one")
 
 
 def _models_from_args(args, suite, remote: bool = False):
@@ -385,14 +397,19 @@ def train_and_grade(args, out: Output) -> int:
     if args.resume and args.overwrite:
         raise SuiteError(f"--resume {args.resume} and --overwrite: resume continues the run, overwrite replaces it; "
                          f"give one")
-    results, run = run_training(suite, log=out.log, force=args.force, run_dir=args.run_dir,
-                                gpu_memory=args.gpu_memory, overwrite=args.overwrite, resume=args.resume,
-                                bars=out.bars)
-    from harness.distributed import processes
+    tracking = _tracking(suite, args, out)
+    try:
+        results, run = run_training(suite, log=out.log, force=args.force, run_dir=args.run_dir,
+                                    gpu_memory=args.gpu_memory, overwrite=args.overwrite, resume=args.resume,
+                                    bars=out.bars, tracking=tracking)
+        from harness.distributed import processes
 
-    if not processes().is_main:   # under accelerate launch: rank 0 prints, gates, reports
-        return EXIT_OK
-    return _finish(suite, results, run, args, out)
+        if not processes().is_main:   # under accelerate launch: rank 0 prints, gates, reports
+            return EXIT_OK
+        return _finish(suite, results, run, args, out)
+    finally:
+        if tracking is not None:
+            tracking.close()   # after the report and the gates: both go to the tracker
 
 
 def grade(args, out: Output) -> int:
@@ -414,11 +431,16 @@ def grade(args, out: Output) -> int:
             check_runs_here(suite, models, cuda=False, train=False)
         elif args.predictions is None:   # the suite's own models are graded
             check_runs_here(suite, cuda=False, train=False)
-    results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
-                                predictions=args.predictions, endpoint=args.endpoint,
-                                allow_partial=args.allow_partial, overwrite=args.overwrite, bars=out.bars,
-                                drift_base=args.drift_base)
-    return _finish(suite, results, run, args, out)
+    tracking = _tracking(suite, args, out)
+    try:
+        results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
+                                    predictions=args.predictions, endpoint=args.endpoint,
+                                    allow_partial=args.allow_partial, overwrite=args.overwrite, bars=out.bars,
+                                    tracking=tracking, drift_base=args.drift_base)
+        return _finish(suite, results, run, args, out)
+    finally:
+        if tracking is not None:
+            tracking.close()
 
 
 def perf(args, out: Output) -> int:
@@ -447,6 +469,14 @@ def data(args, out: Output) -> int:
     if args.data_command == "build":
         return data_build(args.recipe, args.out, out.console, out.log, table=not args.quiet)
     return data_check(args.target, args.tokenizer, args.max_seq_len, args.json, out.console, out.log)
+
+
+def _tracking(suite, args, out: Output):
+    """The experiment trackers' session (None when off); a missing tracker package is exit 2 here."""
+    from harness.tracking.session import session_for
+
+    warn = lambda msg: out.errors.print(msg, markup=False, highlight=False, style="yellow")  # noqa: E731
+    return session_for(suite, args.track, getattr(args, "track_run", None), warn, resume=getattr(args, "resume", None))
 
 
 def _check_backend(args):

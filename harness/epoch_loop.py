@@ -10,6 +10,7 @@ The shape of torchtune's recipe classes: the job's state lives on `self`, and th
                  on_epoch_end    save the epoch's weights, grade them, write results.json, stop early?
                  on_state_saved  record the Trainer's checkpoint (what --resume continues from)
                  on_log          rewrite train_log.jsonl
+               and after every graded epoch the run's epoch_hooks (experiment trackers, harness/tracking/)
                and returns the memory measured while training
     finish     the memory record (estimate vs measured), diagnostics, the Trainer's state removed
     cleanup    the model and grading backends let go before the next model loads
@@ -67,6 +68,11 @@ class TrainingRun:
     # called after each trained epoch is graded and saved, with (model record, epoch record); a
     # callback returning a reason stops training after this epoch, recorded as the record's `stopped`
     epoch_callbacks: tuple[Callable[[dict, dict], Optional[str]], ...] = ()
+    # observers of every graded epoch, epoch 0 included, on rank 0: hook(model name, epoch record),
+    # e.g. harness.tracking's; unlike epoch_callbacks they cannot stop training
+    epoch_hooks: list[Callable[[str, dict], None]] = field(default_factory=list)
+    # what each model's Trainer reports to (runners.trl_sft.train's `reporting`); None: nothing
+    trainer_reporting: Optional[Callable[[], dict]] = None
 
 
 def pretraining_audit(suite: Suite, tasks: list[LoadedTask], train_rows, tokenizer=None, tokenized=None) -> dict:
@@ -202,7 +208,8 @@ class TrainingJob:
                                resuming.trainer_dir(self.run, self.spec.name), self.on_epoch_end,
                                on_log=self.on_log, extra_callbacks=(measure,), on_state_saved=self.on_state_saved,
                                resume_from=self.point.path if self.point else None, record=self.train_record,
-                               progress=self.bars)
+                               progress=self.bars,
+                               reporting=self.ctx.trainer_reporting() if self.ctx.trainer_reporting else None)
         record["train"] = result.as_dict()
         return measure.measured
 
@@ -273,6 +280,8 @@ class TrainingJob:
         record["epochs"].append(er)
         record["best"] = best_epoch(record, self.best_key)
         self.ctx.save()
+        for hook in self.ctx.epoch_hooks:
+            hook(self.spec.name, er)
         scores = ", ".join(f"{t}: " + " ".join(f"{m} {v['score']:.2f}" for m, v in r["metrics"].items()
                                                 if v.get("score") is not None)
                            for t, r in er["tasks"].items())

@@ -29,6 +29,7 @@ from harness.progress import OFF, Progress
 from harness.results import (RunDir, model_record, new_results, process_record, run_state, write_atomic,
                              write_json)
 from harness.suite import AUTO_GRADING_BATCH_BOUND, ModelSpec, Suite, dump_suite
+from harness.tracking.session import TrackingSession, checkpoint_step
 
 
 def environment() -> dict:
@@ -143,11 +144,14 @@ def _diagnose(record: dict, run: RunDir, suite: Suite, drift_base: Optional[dict
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
                     gpu_memory: Optional[str] = None, overwrite: bool = False,
                     resume: Optional[str] = None, bars: Progress = OFF,
-                    epoch_callbacks: tuple = ()) -> tuple[dict, RunDir]:
+                    epoch_callbacks: tuple = (), tracking: Optional[TrackingSession] = None
+                    ) -> tuple[dict, RunDir]:
     """Train every model of the suite, grading each epoch. `resume`: an interrupted run directory
     to continue (harness/resume.py); its finished models are kept as they are. `bars`: progress
     of the training steps and graded items (harness/progress.py). `epoch_callbacks`: see
-    epoch_loop.TrainingRun (a sweep reports each graded epoch to its trial through one)."""
+    epoch_loop.TrainingRun (a sweep reports each graded epoch to its trial through one).
+    `tracking`: the experiment trackers' session, started here on rank 0 (the caller closes it
+    after the report)."""
     from harness import resume as resuming
     from harness.distributed import processes
 
@@ -176,6 +180,10 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
                       probe_items=probe_items,
                       gpu_memory=gpu_memory or suite.memory.gpu_memory, force=force, procs=procs, log=log, bars=bars,
                       epoch_callbacks=tuple(epoch_callbacks))
+    if tracking is not None and procs.is_main:
+        tracking.start(run, results, save, several_models=len(suite.models) > 1)
+        ctx.epoch_hooks.append(tracking.log_epoch)
+        ctx.trainer_reporting = tracking.trainer_reporting
     try:
         for spec in suite.models:
             record = next((r for r in results["models"] if r["name"] == spec.name), None)
@@ -235,10 +243,12 @@ def audit_suite(suite: Suite, log: Log = print) -> list[dict]:
 def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_dir: Optional[str] = None,
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None, allow_partial: bool = False,
-                 overwrite: bool = False, bars: Progress = OFF, drift_base: Optional[str] = None
-                 ) -> tuple[dict, RunDir]:
+                 overwrite: bool = False, bars: Progress = OFF, drift_base: Optional[str] = None,
+                 tracking: Optional[TrackingSession] = None) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record.
-    `drift_base`: the model (name or path) every other model's drift is measured against."""
+    `drift_base`: the model (name or path) every other model's drift is measured against.
+    `tracking`: each record is logged at the global step its checkpoint was saved at (0 when it
+    is not a run's checkpoint); the caller closes the session."""
     from harness.drift.measure import GradedDrift
 
     plan_run_dir(suite, run_dir, overwrite)
@@ -257,6 +267,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
     bars.quiet_library_bars()
     run, results, save = _start(suite, run_dir, overwrite)
     log(f"run directory: {run.root}")
+    if tracking is not None:
+        tracking.start(run, results, save, several_models=len(models) + (preds is not None) > 1, grading_only=True)
     try:
         if preds is not None:
             record = model_record(predictions.stem, str(predictions))
@@ -265,6 +277,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                                                 predictions=preds))
             record["best"] = best_epoch(record, default_best_metric(suite, tasks))
             save()
+            if tracking is not None:
+                tracking.log_epoch(record["name"], record["epochs"][0])
         cls = backend_class(backend_name) if models else None
         shared = None   # vllm: one engine for every checkpoint and adapter of the run
         if cls is not None and cls.serves_many_checkpoints:
@@ -286,6 +300,8 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
             record["epochs"].append(er)
             record["best"] = best_epoch(record, default_best_metric(suite, tasks))
             save()
+            if tracking is not None:
+                tracking.log_epoch(record["name"], er, step=checkpoint_step(spec.path) or 0)
             del backend
         for record in results["models"]:
             record["audit"] = data_audit   # grading data only: no training batches to audit

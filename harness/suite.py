@@ -22,6 +22,7 @@ from harness.results import safe_name
 from harness.suite_checks import looks_local, model_dir_problem, model_source_problem, read_json_schema
 from harness.suite_cross_checks import check_early_stopping, check_gate_tasks, check_grading_engine
 from harness.sweep.spec import SweepSpec
+from harness.tracking.spec import TrackingSpec
 from harness.yaml_lines import line_map, yaml_load
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -370,6 +371,8 @@ class Suite(_Strict):
     output_dir: str = Field("runs", description="Runs are written to OUTPUT_DIR/NAME-TIMESTAMP.")
     sweep: Optional[SweepSpec] = Field(None, description="`harness sweep`: suite fields to vary over an Optuna "
                                                          "study (docs/sweep.md); other commands ignore it.")
+    tracking: Optional[TrackingSpec] = Field(None, exclude_if=lambda v: v is None,   # off: results.json unchanged
+                                             description="Experiment trackers (docs/tracking.md).")
     # Where relative paths resolve: the suite file's directory (set by load_suite).
     base_dir: str = Field(".", exclude=True, json_schema_extra={"hidden": True})
     # The file it came from and where each key sits (set by parse_suite), for later errors.

@@ -140,7 +140,9 @@ def batches(tokenizer, tokenized: list[TokenizedExample], train: TrainSpec, limi
 
 
 # ------------------------------------------------------------------ 3. config
-def sft_config(train: TrainSpec, output_dir: Path):
+def sft_config(train: TrainSpec, output_dir: Path, reporting: Optional[dict] = None):
+    """`reporting`: where the Trainer logs (harness.tracking: report_to names and SFTConfig
+    arguments such as run_name); None: nowhere."""
     from trl import SFTConfig
 
     # transformers 5.x renamed gradient_checkpointing (the old name warns); accept either version
@@ -172,7 +174,8 @@ def sft_config(train: TrainSpec, output_dir: Path):
         save_strategy="epoch",
         save_total_limit=None,
         eval_strategy="no",                        # validation is the harness's grading
-        report_to=[],
+        report_to=list((reporting or {}).get("report_to") or []),
+        **(reporting or {}).get("args", {}),
         use_cpu=use_cpu,
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -212,11 +215,12 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
           on_epoch_end: EpochHook, on_log: Optional[Callable[[dict], None]] = None,
           extra_callbacks: tuple = (), on_state_saved: Optional[StateHook] = None,
           resume_from: Optional[Path] = None, record: Optional[TrainRecord] = None,
-          progress: Progress = OFF) -> TrainRecord:
+          progress: Progress = OFF, reporting: Optional[dict] = None) -> TrainRecord:
     """Train, grading at each epoch end (on_epoch_end) and then saving the Trainer's checkpoint
     in work_dir (on_state_saved). With resume_from (such a checkpoint), training continues after
     it with the optimizer, scheduler and RNG state it holds; `record` then carries the log so far.
-    `progress` shows one bar per epoch (step, loss, steps/s, ETA).
+    `progress` shows one bar per epoch (step, loss, steps/s, ETA). `reporting`: the experiment
+    trackers the Trainer logs to (harness.tracking.session.TrackingSession.trainer_reporting).
     """
     from transformers import TrainerCallback
     from trl import SFTTrainer
@@ -282,9 +286,10 @@ def train(model, tokenizer, tokenized: list[TokenizedExample], train_spec: Train
 
     bars = EpochProgress()
     trainer = SFTTrainer(
-        model=model, args=sft_config(train_spec, work_dir), train_dataset=to_dataset(tokenized),
+        model=model, args=sft_config(train_spec, work_dir, reporting), train_dataset=to_dataset(tokenized),
         processing_class=tokenizer, data_collator=collator(tokenizer, train_spec),
-        callbacks=[bars, EpochGrading(), *extra_callbacks],   # the bar closes before grading
+        callbacks=[bars, EpochGrading(), *extra_callbacks,   # the bar closes before grading
+                   *(reporting or {}).get("callbacks", [])],
     )
     # under several processes each rank takes batch_size rows a step: the epoch has fewer steps
     record.steps_per_epoch = math.ceil(math.ceil(len(tokenized) / (train_spec.batch_size * trainer.args.world_size))
