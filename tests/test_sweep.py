@@ -226,12 +226,23 @@ def _check_shared(tmp: Path, url: str, outs: list[str], n: int) -> None:
 
 @pytest.mark.slow
 def test_two_workers_share_one_sqlite_study_and_run_each_trial_once(tiny_model_dir, tmp_path):
+    """...and a suite that tracks its runs gets one tracker run per trial, grouped by the study."""
+    from tests.tracker_readers import read_tensorboard
+
     suite = _write_suite(tmp_path, model=tiny_model_dir, epochs=1, lrs="[1.0e-3, 1.0e-2]",
-                         precisions="[fp32]", pruner="none")
+                         precisions="[fp32]", pruner="none",
+                         edit=lambda t: t + "tracking: {backends: [tensorboard]}\n")
     (tmp_path / "runs" / "tiny-sweep").mkdir(parents=True)
     url = f"sqlite:///{tmp_path / 'runs' / 'tiny-sweep' / 'study.db'}"
     outs = _two_workers(tmp_path, suite, url)
     _check_shared(tmp_path, url, outs, 2)
+    for k in range(2):
+        run = tmp_path / "runs" / "tiny-sweep" / "trials" / f"trial-{k:04d}" / "seed-0"
+        results = json.loads((run / "results.json").read_text())
+        assert results["suite"]["tracking"]["group"] == "tiny-sweep"
+        logged = read_tensorboard(run / "tensorboard")
+        assert [step for step, _ in logged.points["eval/en-fr/chrf"]][0] == 0     # epoch 0 at step 0
+        assert len(logged.points["eval/en-fr/chrf"]) == 2                          # and the trained epoch
 
 
 @pytest.fixture

@@ -210,19 +210,32 @@ class Worker:
 
     def _train(self, suite, run_dir: Path, resume: Optional[str], reporter: EpochReporter, number: int,
                seed: int) -> dict:
-        from harness.pipeline import train_and_grade
         from harness.resume import ResumeError
 
         try:
-            return train_and_grade(suite, log=self.run_log, run_dir=None if resume else str(run_dir),
-                                   resume=str(run_dir) if resume else None, force=bool(resume),
-                                   epoch_callbacks=(reporter,))[0]
+            return self._tracked(suite, run_dir=None if resume else str(run_dir),
+                                 resume=str(run_dir) if resume else None, force=bool(resume),
+                                 epoch_callbacks=(reporter,))
         except ResumeError as e:
             if "still running" in str(e):   # its worker lives on (a missed heartbeat): never write over it
                 raise
             self.log(f"trial {number} seed {seed}: starting again ({e})")   # nothing to continue from
         shutil.rmtree(run_dir)
-        return train_and_grade(suite, log=self.run_log, run_dir=str(run_dir), epoch_callbacks=(reporter,))[0]
+        return self._tracked(suite, run_dir=str(run_dir), epoch_callbacks=(reporter,))
+
+    def _tracked(self, suite, resume: Optional[str] = None, **kwargs) -> dict:
+        """One trial run, with its own tracker run when the suite tracks (grouped by the study:
+        space.py sets tracking.group); a tracker's failure is a warning line, as in train-and-grade."""
+        from harness.pipeline import train_and_grade
+        from harness.tracking.session import session_for
+
+        tracking = session_for(suite, None, None, lambda msg: self.log(f"warning: {msg}"), resume=resume) \
+            if suite.tracking is not None else None
+        try:
+            return train_and_grade(suite, log=self.run_log, resume=resume, tracking=tracking, **kwargs)[0]
+        finally:
+            if tracking is not None:
+                tracking.close()
 
     # ------------------------------------------------------------------ progress
     def _finished(self, study, frozen) -> None:
