@@ -356,7 +356,7 @@ def report(args, out: Output) -> int:
     if len(runs) == 1 and (runs[0] / "sweep.json").is_file():   # a sweep directory: one page for its trials
         from harness.sweep.command import finish_sweep
 
-        return finish_sweep(runs[0], out, report=True)
+        return finish_sweep(runs[0], out, report=True, target=args.output)
     for r in runs:
         load_results(r)   # every run readable before anything is written
     target = Path(args.output) if args.output else None

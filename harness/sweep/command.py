@@ -61,7 +61,7 @@ def run_sweep(suite, args, out) -> int:
     return finish_sweep(sweep_dir, out, report=not args.no_report)
 
 
-def finish_sweep(sweep_dir: Path, out, report: bool) -> int:
+def finish_sweep(sweep_dir: Path, out, report: bool, target=None) -> int:
     """The summary line (the config to use, and why), and the sweep's report page."""
     from harness.sweep.analysis import summarise
 
@@ -70,6 +70,6 @@ def finish_sweep(sweep_dir: Path, out, report: bool) -> int:
     if report:
         from reports.sweep import render_sweep_report
 
-        out.console.print(f"report: {render_sweep_report(sweep_dir, summary=summary)}", markup=False,
+        out.console.print(f"report: {render_sweep_report(sweep_dir, Path(target) if target else None, summary)}", markup=False,
                           highlight=False)
     return 0
