@@ -6,7 +6,7 @@ graded in those runs; each run's last checkpoint is graded on fr→en afterwards
 base model, for the BLEU drop that drift should track. Printed:
 
 1. one row per run (learning rates 1e-4..3e-3, 1-3 epochs): KL(base ‖ last epoch) on the
-   probe, the NLL drift (worst probe group), KL on the task prompts, the fr→en BLEU drop, the
+   probe, the NLL drift on the replies (worst probe group), KL on the task prompts, the fr→en BLEU drop, the
    drift verdict, the truncated KL over the exact KL (same probe, the suite's top_k), and the
    probe's cost beside the epoch's grading and the epoch's training + grading;
 2. Spearman's rank correlation of each drift signal with the fr→en BLEU drop over the runs;

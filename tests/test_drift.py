@@ -92,7 +92,11 @@ def test_text_and_messages_sources(tmp_path, builtin_model):
     msgs = load_probe(ProbeSpec(data={"path": "probe.jsonl"}), _suite(tmp_path))
     tp = tokenize_probe(tok, msgs, 128)
     rendered = tok.decode(tp.input_ids[0])
-    assert "Hello there" in rendered and "Bonjour" in rendered   # every turn is scored, not only the answer
+    assert "Hello there" in rendered and "Bonjour" in rendered   # every turn is scored (KL), not only the answer
+    # NLL: the reply's tokens only (the assistant turn given the user's); a text line: every token
+    reply = [t for t, m in zip(tp.input_ids[0][1:], tp.replies[0]) if m]
+    assert "Bonjour" in tok.decode(reply) and "Hello" not in tok.decode(reply)
+    assert tokenize_probe(tok, text, 128).replies == [None, None]
 
 
 def test_hub_dataset_source_reads_a_text_column(tmp_path):
@@ -180,11 +184,16 @@ def test_base_capture_round_trips_and_scores_itself_as_zero(tmp_path, builtin_mo
     back = BaseDistributions.load(tmp_path / "base.npz")
     again = score_probe(model, tp, 3, base=back)   # another batching: the same items
     assert np.allclose(again.kl, 0, atol=1e-5) and np.allclose(again.nll, base.nll, rtol=1e-5)
-    # the NLL is the model's own loss on those tokens
-    ids = torch.tensor([tp.input_ids[0]])
+    # the NLL is the model's own loss on the reply (the assistant turn), as training counts it;
+    # KL counts every position, both turns
+    from harness.chat import tokenize_conversation
+
+    ex = tokenize_conversation(tok, builtin_items("translation", 12)[0].content, 128, assistant_only=True)
+    assert ex.input_ids == tp.input_ids[0]
     with torch.no_grad():
-        loss = model(input_ids=ids, labels=ids).loss.item()
-    assert again.nll[0] / again.tokens[0] == pytest.approx(loss, rel=1e-4)
+        loss = model(input_ids=torch.tensor([ex.input_ids]), labels=torch.tensor([ex.labels])).loss.item()
+    assert again.nll_tokens[0] == sum(lab != -100 for lab in ex.labels[1:]) < again.tokens[0]
+    assert again.nll[0] / again.nll_tokens[0] == pytest.approx(loss, rel=1e-4)
 
 
 def test_truncated_kl_is_a_lower_bound_within_2_percent_of_exact(builtin_model):

@@ -38,7 +38,8 @@ def _stats(run: RunDir, rel: str, set_name: str, field: str) -> Optional[tuple[l
     rows = [r for r in read_jsonl(path) if r["set"] == set_name or r["set"].startswith(set_name + ":")]
     if not rows:
         return None
-    return [r["id"] for r in rows], np.array([[r[field], r["tokens"]] for r in rows], dtype=float)
+    count = "nll_tokens" if field == "nll" else "tokens"   # NLL: the replies' tokens (every token of text)
+    return [r["id"] for r in rows], np.array([[r[field], r.get(count, r["tokens"])] for r in rows], dtype=float)
 
 
 def _aligned(new: tuple, old: tuple) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,7 @@ def tokenize_all(tokenizer, probe_items: list[ProbeItem], prompts: list[tuple[st
         tp.ids.append(f"{task}/{item.id}")
         tp.sets.append(f"{PROMPTS}:{task}")
         tp.input_ids.append(ids)
+        tp.replies.append(None)
     return tp
 
 
@@ -82,8 +83,9 @@ class DriftProbe:
             self.base = scores.base
             self.base.save(base_file)
         kl = scores.kl if scores.kl is not None else [0.0] * len(scores.nll)   # the base against itself
-        rows = [{"id": i, "set": s, "nll": float(n), "kl": float(k), "tokens": int(c)}
-                for i, s, n, k, c in zip(self.items.ids, self.items.sets, scores.nll, kl, scores.tokens)]
+        rows = [{"id": i, "set": s, "nll": float(n), "kl": float(k), "tokens": int(c), "nll_tokens": int(r)}
+                for i, s, n, k, c, r in zip(self.items.ids, self.items.sets, scores.nll, kl, scores.tokens,
+                                            scores.nll_tokens)]
         path = stats_path(self.run, self.model, epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
@@ -104,16 +106,17 @@ def summarise(rows: list[dict]) -> dict:
         for s in targets:
             s["items"] += 1
             s["tokens"] += r["tokens"]
+            s["nll_tokens"] += r.get("nll_tokens", r["tokens"])
             s["nll"] += r["nll"]
             s["kl"] += r["kl"]
     for s in [*out.values(), *(out.get(PROBE, {}).get("groups") or {}).values()]:
-        s["nll"] = s["nll"] / s["tokens"] if s["tokens"] else None
+        s["nll"] = s["nll"] / s["nll_tokens"] if s["nll_tokens"] else None
         s["kl"] = s["kl"] / s["tokens"] if s["tokens"] else None
     return out
 
 
 def _totals() -> dict:
-    return {"items": 0, "tokens": 0, "nll": 0.0, "kl": 0.0}
+    return {"items": 0, "tokens": 0, "nll_tokens": 0, "nll": 0.0, "kl": 0.0}
 
 
 def drift_enabled(suite) -> bool:

@@ -2,7 +2,8 @@
 
 A probe needs no references: a plain text line is scored on every token after its first; a
 conversation (messages JSONL, a recipe, a hub dataset's messages) is rendered with the chat
-template and every turn is scored. The built-in probe is made by the project's own generators:
+template, KL is measured on every turn and NLL on the assistant turns (the replies, given the
+conversation so far; every turn when there is none). The built-in probe is made by the project's own generators:
 English and French sentences, a user turn in one language and a reply in the other taken from
 another pair (never the user turn's translation), in the chat format the built-in model knows.
 
@@ -12,7 +13,7 @@ audit counts training rows).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from harness.drift.spec import ProbeSource, ProbeSpec
@@ -24,18 +25,21 @@ DEFAULT_MAX_LEN = 2048   # a grade-only suite has no train.max_seq_len
 @dataclass
 class ProbeItem:
     id: str
-    content: Union[str, list[dict]]   # plain text, or chat messages (every turn scored)
+    content: Union[str, list[dict]]   # plain text, or chat messages (KL: every turn; NLL: the replies)
     group: str = ""                   # the built-in probe's language: NLL drift is tested per group
 
 
 @dataclass
 class TokenizedProbe:
-    """Items as token ids; every position after the first is scored (its token predicted)."""
+    """Items as token ids; every position after the first is scored (its token predicted) for KL,
+    the `replies` positions (all, where None) for NLL."""
 
     ids: list[str]
     sets: list[str]                   # "probe" or "probe:GROUP", or "prompts:TASK"
     input_ids: list[list[int]]
     truncated: int                    # items cut by max_seq_len
+    replies: list = field(default_factory=list)   # per item: 1 where a target's NLL counts (a
+                                      # conversation's assistant turns), or None: every position's
 
 
 def builtin_items(kind: str, n: int) -> list[ProbeItem]:
@@ -126,16 +130,21 @@ def load_probe(spec: Optional[ProbeSpec], suite) -> list[ProbeItem]:
 def tokenize_probe(tokenizer, items: list[ProbeItem], max_len: int, set_name: str = "probe") -> TokenizedProbe:
     from harness.chat import tokenize_conversation
 
-    ids, truncated = [], 0
+    ids, replies, truncated = [], [], 0
     for item in items:
+        mask = None
         if isinstance(item.content, str):
             full = list(tokenizer(item.content, add_special_tokens=True)["input_ids"])
         else:
-            full = tokenize_conversation(tokenizer, item.content, 10 ** 9, assistant_only=False).input_ids
+            ex = tokenize_conversation(tokenizer, item.content, 10 ** 9, assistant_only=False)
+            full = ex.input_ids
+            if any(ex.assistant_mask[1:max_len]):   # NLL on the replies: the text the model produces
+                mask = list(ex.assistant_mask[1:max_len])
         truncated += len(full) > max_len
         ids.append(full[:max_len])
+        replies.append(mask)
     sets = [f"{set_name}:{i.group}" if i.group else set_name for i in items]
-    return TokenizedProbe([i.id for i in items], sets, ids, truncated)
+    return TokenizedProbe([i.id for i in items], sets, ids, truncated, replies)
 
 
 def check_truncation(probe: TokenizedProbe, source: str, max_len: int, max_share: float) -> None:

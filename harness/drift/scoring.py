@@ -56,8 +56,9 @@ class BaseDistributions:
 
 @dataclass
 class ProbeScores:
-    nll: np.ndarray                  # float64 [items]: summed NLL of each item's scored tokens
-    tokens: np.ndarray               # int64 [items]: scored tokens
+    nll: np.ndarray                  # float64 [items]: summed NLL of each item's reply tokens (all, for text)
+    tokens: np.ndarray               # int64 [items]: scored tokens (KL's positions)
+    nll_tokens: np.ndarray           # int64 [items]: the tokens in `nll`
     kl: Optional[np.ndarray] = None  # float64 [items]: summed truncated KL (with a base)
     base: Optional[BaseDistributions] = None   # captured (with top_k)
 
@@ -100,6 +101,8 @@ def score_probe(model, probe: TokenizedProbe, batch_size: int, *, top_k: int = 0
     n = len(probe.input_ids)
     nll, kl = np.zeros(n), np.zeros(n)
     tokens = np.array([max(len(x) - 1, 0) for x in probe.input_ids], dtype=np.int64)
+    weights = [_nll_weights(probe, i) for i in range(n)]
+    nll_tokens = np.array([int(w.sum()) for w in weights], dtype=np.int64)
     tops: list = [None] * n
     was_training = model.training
     model.eval()
@@ -111,6 +114,7 @@ def score_probe(model, probe: TokenizedProbe, batch_size: int, *, top_k: int = 0
             valid = attn[:, 1:].bool()
             rows = valid.nonzero()[:, 0]
             states, targets = hidden[:, :-1][valid], ids[:, 1:][valid]
+            w = torch.cat([torch.from_numpy(weights[i]) for i in idx]).to(device)   # same order as targets
             del out, hidden
             if base is not None:   # the base's rows in the same order: item by item, positions ascending
                 sel = np.concatenate([np.arange(base.offsets[i], base.offsets[i + 1]) for i in idx])
@@ -123,7 +127,7 @@ def score_probe(model, probe: TokenizedProbe, batch_size: int, *, top_k: int = 0
             for s in range(0, states.size(0), step):
                 logp = after_head(head(states[s:s + step])).float().log_softmax(-1)
                 r = rows[s:s + step]
-                sums.index_add_(0, r, -logp.gather(1, targets[s:s + step, None])[:, 0].double())
+                sums.index_add_(0, r, -logp.gather(1, targets[s:s + step, None])[:, 0].double() * w[s:s + step])
                 if base is not None:
                     kls.index_add_(0, r, truncated_kl(b_logp[s:s + step], logp.gather(1, b_ids[s:s + step])))
                 if top_k:
@@ -149,7 +153,14 @@ def score_probe(model, probe: TokenizedProbe, batch_size: int, *, top_k: int = 0
         offsets = np.concatenate([[0], np.cumsum(tokens)]).astype(np.int64)
         captured = BaseDistributions(np.concatenate([t[0] for t in tops]), np.concatenate([t[1] for t in tops]),
                                      offsets)
-    return ProbeScores(nll, tokens, kl if base is not None else None, captured)
+    return ProbeScores(nll, tokens, nll_tokens, kl if base is not None else None, captured)
+
+
+def _nll_weights(probe: TokenizedProbe, i: int) -> np.ndarray:
+    """1.0 at each target position whose NLL counts: a conversation's replies, else every position."""
+    n = max(len(probe.input_ids[i]) - 1, 0)
+    mask = probe.replies[i] if i < len(probe.replies) else None
+    return np.asarray(mask, dtype=np.float64)[:n] if mask is not None else np.ones(n)
 
 
 def _pad_id(model) -> int:

@@ -21,7 +21,8 @@ class ProbeSource(BaseModel):
     text: Optional[str] = Field(None, description="Plain text file, one probe item a line (optionally .gz); "
                                 "every token after the first is scored.")
     path: Optional[str] = Field(None, description="JSONL with `messages` (or prompt/completion): the whole "
-                                "conversation is rendered with the chat template and every turn is scored.")
+                                "conversation is rendered with the chat template; KL on every turn, NLL on the "
+                                "assistant turns (every turn when there is none).")
     recipe: Optional[str] = Field(None, description="Data recipe YAML (`harness data build`), read as `path` is.")
     recipe_split: Literal["train", "validation"] = Field("validation", description="Which split of the recipe.")
     hf: Optional[dict[str, Any]] = Field(None, description="Hugging Face dataset {name, config, split, field}: "
