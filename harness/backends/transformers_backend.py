@@ -7,6 +7,7 @@ the caller's order.
 """
 from __future__ import annotations
 
+import json
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -72,6 +73,8 @@ class TransformersBackend(Capabilities):
         if next(model.parameters()).device.type != self.device and not hasattr(model, "hf_device_map"):
             self.model.to(self.device)
         self.eot = end_of_turn_ids(tokenizer)
+        # token ids by the messages they render: every epoch grades the same prompts (tokenized once)
+        self._tokenized: dict[tuple, object] = {}
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, path: str) -> "TransformersBackend":
@@ -100,6 +103,15 @@ class TransformersBackend(Capabilities):
         """
         return self._in_eval_mode(self._reference_nll, examples, batch_size, max_len, chunk_bytes)
 
+    def _once(self, key: tuple, tokenize, *args):
+        """`tokenize(self.tokenizer, *args)`, computed once per distinct `key` (messages are lists of
+        dicts: keyed by their JSON)."""
+        k = json.dumps(key, ensure_ascii=False, sort_keys=True)
+        got = self._tokenized.get(k)
+        if got is None:
+            got = self._tokenized[k] = tokenize(self.tokenizer, *args)
+        return got
+
     def _in_eval_mode(self, fn, *args):
         """Run fn in eval mode and restore training mode even when it raises (grading during
         training retries a batch that ran out of memory: the model must go back to train())."""
@@ -114,7 +126,7 @@ class TransformersBackend(Capabilities):
     @torch.inference_mode()
     def _generate(self, examples: Sequence[Example], gen: GenerationSpec,
                   on_items: Optional[Callable[[int], None]]) -> list[Generation]:
-        prompts = [prompt_ids(self.tokenizer, ex.prompt_messages) for ex in examples]
+        prompts = [self._once(("prompt", ex.prompt_messages), prompt_ids, ex.prompt_messages) for ex in examples]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Optional[Generation]] = [None] * len(prompts)
         pad = self.tokenizer.pad_token_id
@@ -161,7 +173,8 @@ class TransformersBackend(Capabilities):
     @torch.inference_mode()
     def _reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int,
                        chunk_bytes: int) -> list[tuple[float, int]]:
-        rows = [tokenize_conversation(self.tokenizer, ex.messages, max_len) for ex in examples]
+        rows = [self._once(("conversation", max_len, ex.messages), tokenize_conversation, ex.messages, max_len)
+                for ex in examples]
         # score only the last assistant turn: that is the graded reference
         labels_all = []
         for r in rows:
