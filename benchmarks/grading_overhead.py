@@ -11,7 +11,12 @@
    `train-and-grade` run in this process, each epoch's grading timed (TrainingJob.grade); the
    training time is the trainer's own (`models[i].train.seconds`) less the gradings inside it.
 
-    PYTHONPATH=. python benchmarks/grading_overhead.py [--quick] [--rounds 3] [--skip-train]
+4. with `--lm-eval BIN` (lm-evaluation-harness's `lm_eval` command, in its own environment):
+   whole processes, `harness grade` against `lm_eval --model hf` on the same items, the same
+   checkpoint (the built-in model), the same chat-templated prompts, greedy, batch 50,
+   64 new tokens, BLEU; paired rounds, medians, and the outputs compared item by item.
+
+    PYTHONPATH=. python benchmarks/grading_overhead.py [--quick] [--rounds 3] [--skip-train] [--lm-eval BIN]
 
 The job of part 1 is the issue's: 1,000 en→fr items (--quick: 200), BLEU only, batch 50,
 `max_new_tokens: 64`, the built-in model. The machine may be shared: each part interleaves its
@@ -195,20 +200,102 @@ def grading_vs_training(quick: bool) -> None:
     print(f"   grading / training = {grading / training:.3f}")
 
 
+# --------------------------------------------------------------------------- 4. against lm-eval
+LM_EVAL_TASK = """task: harness_overhead_enfr
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: "{{{{ref}}}}"
+target_delimiter: ""
+generation_kwargs:
+  until: []
+  max_gen_toks: 64
+  do_sample: false
+filter_list:
+  - name: strip
+    filter:
+      - function: remove_whitespace
+      - function: take_first
+metric_list:
+  - metric: bleu
+    aggregation: bleu
+    higher_is_better: true
+"""
+
+
+def against_lm_eval(lm_eval: str, n: int, rounds: int) -> None:
+    from harness.builtin import resolve_model_path
+    from harness.grade import load_tasks
+    from harness.suite import parse_suite
+
+    work = Path(tempfile.mkdtemp(prefix="lm-eval-"))
+    (work / "suite.yaml").write_text(GRADE_SUITE.format(n=n), encoding="utf-8")
+    task = load_tasks(parse_suite(GRADE_SUITE.format(n=n)))[0]
+    with open(work / "items.jsonl", "w", encoding="utf-8") as f:
+        for ex in task.examples:
+            (msg,) = ex.prompt_messages   # one user turn: lm-eval's chat template renders the same prompt
+            f.write(json.dumps({"id": ex.id, "prompt": msg["content"], "ref": ex.reference}, ensure_ascii=False) + "\n")
+    (work / "tasks").mkdir()
+    (work / "tasks" / "enfr.yaml").write_text(LM_EVAL_TASK.format(data=work / "items.jsonl"), encoding="utf-8")
+    model = resolve_model_path("builtin:tiny-translator")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    times: dict[str, list[float]] = {"harness grade": [], "lm_eval": []}
+    for r in range(rounds):
+        cmds = {"harness grade": [sys.executable, "-m", "harness", "-q", "grade", str(work / "suite.yaml"),
+                                  "--run-dir", str(work / f"run-{r}"), "--no-report"],
+                "lm_eval": [lm_eval, "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
+                            "--tasks", "harness_overhead_enfr", "--include_path", str(work / "tasks"),
+                            "--batch_size", "50", "--apply_chat_template", "--device", "cpu",
+                            "--output_path", str(work / f"lm-{r}"), "--log_samples"]}
+        for name in (list(cmds) if r % 2 == 0 else list(cmds)[::-1]):   # paired, the order alternated
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmds[name], capture_output=True, text=True, env=env, cwd=work, timeout=3600)
+            times[name].append(time.perf_counter() - t0)
+            if proc.returncode != 0:
+                print(f"   {name} failed:\n{proc.stderr[-2000:]}")
+                return
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
+    ours = {json.loads(line)["id"]: json.loads(line)["output"]
+            for line in (work / "run-0" / "samples" / "tiny-translator" / "epoch-0" / "en-fr.jsonl").open()}
+    theirs = {}
+    for f in (work / "lm-0").rglob("samples_*.jsonl"):
+        for line in f.open():
+            row = json.loads(line)
+            out = row["filtered_resps"][0]
+            theirs[row["doc"]["id"]] = (out[0] if isinstance(out, list) else out).strip()
+    results = json.loads((work / "run-0" / "results.json").read_text())
+    bleu = results["models"][0]["epochs"][0]["tasks"]["en-fr"]["metrics"]["bleu"]["score"]
+    same = sum(theirs.get(k) == v for k, v in ours.items())
+    h, lm = median(times["harness grade"]), median(times["lm_eval"])
+    print(f"\n4. whole process, {n} en→fr items, BLEU only, batch 50, 64 new tokens (medians of {rounds} paired rounds)")
+    print(f"   harness grade {h:.1f}s, lm_eval {lm:.1f}s: ratio {h / lm:.2f}×; outputs identical {same}/{n}; "
+          f"harness BLEU {bleu:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 items, 1 round of start-ups per command, a small suite")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; --quick 1)")
     ap.add_argument("--skip-train", action="store_true", help="leave out part 3 (train-and-grade)")
+    ap.add_argument("--lm-eval", metavar="BIN", help="lm-evaluation-harness's lm_eval command: adds part 4")
+    ap.add_argument("--only-lm-eval", action="store_true", help="run part 4 alone")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     import torch
 
     print(f"torch threads: {torch.get_num_threads()}, cpu count: {os.cpu_count()}")
-    generation_phase(200 if args.quick else 1000, rounds)
-    startup(max(rounds, 2) if not args.quick else 1)
-    if not args.skip_train:
-        grading_vs_training(args.quick)
+    n = 200 if args.quick else 1000
+    if not args.only_lm_eval:
+        generation_phase(n, rounds)
+        startup(max(rounds, 2) if not args.quick else 1)
+        if not args.skip_train:
+            grading_vs_training(args.quick)
+    if args.lm_eval:
+        against_lm_eval(args.lm_eval, n, rounds)
 
 
 if __name__ == "__main__":
