@@ -41,16 +41,25 @@ def environment() -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except Exception:  # environment info is best-effort, never a reason to fail
-        pass
     return {"harness": __version__, "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "gpu": gpu, "device": "cuda" if gpu else "cpu", **versions}
+            "cpu_count": os.cpu_count(), "gpu": (gpu := _gpu_name()), "device": "cuda" if gpu else "cpu", **versions}
+
+
+def _gpu_name() -> Optional[str]:
+    """The first GPU's name: torch's when a job has imported it already, else NVML's (importing
+    torch only to name the GPU would cost a command seconds of start-up)."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None:
+            return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+            return None
+        from harness.memory.budget import nvml_memory
+
+        info = nvml_memory()
+        return info["name"] if info else None
+    except Exception:  # environment info is best-effort, never a reason to fail
+        return None
 
 
 class RunDirExists(UserError):

@@ -2,6 +2,8 @@
 (harness/memory/grading_phase.py)."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -85,3 +87,75 @@ def test_cuda_grading_peak_is_measured_and_the_run_peak_kept():
         del x
     assert probe.peaks["scoring"] >= 4 * 2 ** 20
     assert M.MemoryProbe.cuda_peaks()["cuda_peak_allocated"] >= before
+
+
+def _uneven_examples():
+    """Prompts of different lengths, so the batches differ in padded tokens."""
+    words = "the black cat eats a small red apple in the green garden".split()
+    return [Example(id=str(i), messages=[{"role": "user", "content": "Translate to French: " + " ".join(words[:2 + i])},
+                                         {"role": "assistant", "content": f"Le chat {i}."}]) for i in range(7)]
+
+
+def test_the_backend_hands_the_probe_one_batch_per_term_the_one_with_most_padded_tokens(tiny_model_and_tokenizer):
+    from harness.backends.base import MEASURE_BATCH
+    from harness.chat import prompt_ids, tokenize_conversation
+
+    model, tok = tiny_model_and_tokenizer
+    backend = TransformersBackend(model, tok, device="cpu")
+    asked: list[int] = []
+    token = MEASURE_BATCH.set(lambda size: asked.append(size) or contextlib.nullcontext())
+    try:
+        backend.generate(_uneven_examples(), GenerationSpec(max_new_tokens=3, batch_size=3))
+        backend.reference_nll(_uneven_examples(), 3)
+    finally:
+        MEASURE_BATCH.reset(token)
+    lengths = sorted(len(prompt_ids(tok, ex.prompt_messages)) for ex in _uneven_examples())
+    full = sorted(len(tokenize_conversation(tok, ex.messages, 4096).input_ids) for ex in _uneven_examples())
+    # batches of 3 over the sorted lengths: [0:3], [3:6], [6:7]; the size is rows × the longest row
+    expect = lambda ls: max(len(ls[k:k + 3]) * max(ls[k:k + 3]) for k in range(0, len(ls), 3))  # noqa: E731
+    assert asked == [expect(lengths), expect(full)]
+
+
+def test_cpu_grading_measures_the_representative_batch_only_and_records_it(tiny_model_and_tokenizer):
+    """The figure is the representative batch's peak (what counting that batch alone gives), the
+    other batches run uncounted, and the outputs are those of an unmeasured grading."""
+    from harness.chat import prompt_ids
+
+    model, tok = tiny_model_and_tokenizer
+    backend = TransformersBackend(model, tok, device="cpu")
+    exs, gen = _uneven_examples(), GenerationSpec(max_new_tokens=4, batch_size=3)
+    plain = [g.text for g in backend.generate(exs, gen)]
+    plain_nll = backend.reference_nll(exs, 3)
+    with M.grading_phase("cpu") as probe:
+        wrapped = probe.wrap(backend)
+        one = [g.text for g in wrapped.generate(exs, gen)]
+        one_nll = wrapped.reference_nll(exs, 3)
+    whole = M.GradingProbe("cpu")           # every batch counted, as grading measured before
+    with torch.inference_mode():
+        every = [g.text for g in whole.wrap(backend).generate(exs, gen)]
+        every_nll = whole.wrap(backend).reference_nll(exs, 3)
+    assert one == plain == every and one_nll == plain_nll == every_nll
+    rec = probe.record({"batch": 3, "auto": False, "generation": 10 ** 6, "scoring": 10 ** 6})
+    assert rec["measured"]["generation"] > 0 and rec["measured"]["scoring"] > 0
+    assert "representative batch" in rec["how"] and set(rec["measured_batch_tokens"]) == {"generation", "scoring"}
+    # the longest prompts' batch, counted alone with every batch of it counted: the same peak
+    order = sorted(range(len(exs)), key=lambda i: len(prompt_ids(tok, exs[i].prompt_messages)))
+    alone = M.GradingProbe("cpu")
+    with torch.inference_mode():
+        alone.wrap(backend).generate([exs[i] for i in order[3:6]], gen)
+    assert rec["measured"]["generation"] == alone.peaks["generation"]
+    assert whole.peaks["generation"] >= rec["measured"]["generation"]
+
+
+def test_a_later_task_with_a_larger_batch_replaces_the_measured_one(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    backend = TransformersBackend(model, tok, device="cpu")
+    gen = GenerationSpec(max_new_tokens=3, batch_size=3)
+    with M.grading_phase("cpu") as probe:
+        wrapped = probe.wrap(backend)
+        wrapped.generate(_uneven_examples()[:2], gen)
+        small = probe.batch_tokens["generation"]
+        wrapped.generate(_uneven_examples(), gen)
+        large = probe.batch_tokens["generation"]
+        wrapped.generate(_uneven_examples()[:2], gen)     # smaller again: not counted, the figure kept
+    assert large > small and probe.batch_tokens["generation"] == large

@@ -2,8 +2,10 @@
 the likelihood of reference answers (for perplexity)."""
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Callable, ContextManager, Optional, Protocol, Sequence
 
 from harness.messages import Example
 from harness.suite import GenerationSpec
@@ -15,6 +17,25 @@ class Generation:
     finish_reason: str            # "eos" (stopped on end-of-turn) | "length" (hit max_new_tokens)
     output_tokens: int = 0
     prompt_tokens: int = 0
+
+
+# Set by the grading-memory probe on CPU (harness/memory/grading_phase.py) while a term runs: given a
+# batch's size in padded tokens, the context that batch runs in (counted, or not). A backend that runs
+# batches calls `measured_batch` around each; on CPU only the representative batch is counted.
+MEASURE_BATCH: ContextVar[Optional[Callable[[int], ContextManager]]] = ContextVar("measure_batch", default=None)
+
+
+def representative_batch(sizes: Sequence[int]) -> int:
+    """Index of the batch the grading estimate describes: the most padded tokens (rows × longest
+    row; the estimate takes the full batch at the longest prompt), the later of equals (longer rows)."""
+    return max(range(len(sizes)), key=lambda k: (sizes[k], k)) if sizes else -1
+
+
+def measured_batch(size: Optional[int]) -> ContextManager:
+    """The context a batch of `size` padded tokens runs in: the probe's when one is set and `size`
+    is given (the representative batch), else nothing."""
+    factory = MEASURE_BATCH.get()
+    return factory(size) if (factory is not None and size is not None) else contextlib.nullcontext()
 
 
 class Capabilities:

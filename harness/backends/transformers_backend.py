@@ -7,11 +7,12 @@ the caller's order.
 """
 from __future__ import annotations
 
+import json
 from typing import Callable, Optional, Sequence
 
 import torch
 
-from harness.backends.base import Capabilities, Generation
+from harness.backends.base import Capabilities, Generation, measured_batch, representative_batch
 from harness.backends.continuous_batching import generate_continuous
 from harness.backends.scoring import SCORE_CHUNK_BYTES, lm_parts, scored_nll
 from harness.chat import IGNORE_INDEX, end_of_turn_ids, prompt_ids, tokenize_conversation
@@ -72,6 +73,8 @@ class TransformersBackend(Capabilities):
         if next(model.parameters()).device.type != self.device and not hasattr(model, "hf_device_map"):
             self.model.to(self.device)
         self.eot = end_of_turn_ids(tokenizer)
+        # token ids by the messages they render: every epoch grades the same prompts (tokenized once)
+        self._tokenized: dict[tuple, object] = {}
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, path: str) -> "TransformersBackend":
@@ -100,6 +103,15 @@ class TransformersBackend(Capabilities):
         """
         return self._in_eval_mode(self._reference_nll, examples, batch_size, max_len, chunk_bytes)
 
+    def _once(self, key: tuple, tokenize, *args):
+        """`tokenize(self.tokenizer, *args)`, computed once per distinct `key` (messages are lists of
+        dicts: keyed by their JSON)."""
+        k = json.dumps(key, ensure_ascii=False, sort_keys=True)
+        got = self._tokenized.get(k)
+        if got is None:
+            got = self._tokenized[k] = tokenize(self.tokenizer, *args)
+        return got
+
     def _in_eval_mode(self, fn, *args):
         """Run fn in eval mode and restore training mode even when it raises (grading during
         training retries a batch that ran out of memory: the model must go back to train())."""
@@ -114,35 +126,43 @@ class TransformersBackend(Capabilities):
     @torch.inference_mode()
     def _generate(self, examples: Sequence[Example], gen: GenerationSpec,
                   on_items: Optional[Callable[[int], None]]) -> list[Generation]:
-        prompts = [prompt_ids(self.tokenizer, ex.prompt_messages) for ex in examples]
+        prompts = [self._once(("prompt", ex.prompt_messages), prompt_ids, ex.prompt_messages) for ex in examples]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Optional[Generation]] = [None] * len(prompts)
         pad = self.tokenizer.pad_token_id
         if gen.engine == "continuous":   # transformers' paged continuous batching (see its module)
-            new_ids = generate_continuous(self.model, prompts, gen, self.eot, pad)
+            with measured_batch(sum(len(p) for p in prompts)):   # one schedule: measured whole
+                new_ids = generate_continuous(self.model, prompts, gen, self.eot, pad)
             if on_items:   # the engine schedules the whole set at once: done when it returns
                 on_items(len(new_ids))
             return [self._finish(ids, len(p)) for ids, p in zip(new_ids, prompts)]
-        for start in range(0, len(order), gen.batch_size):
-            idx = order[start : start + gen.batch_size]
-            width = max(len(prompts[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            attn = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):  # left padding: generation continues at the right edge
-                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                attn[row, width - len(prompts[i]):] = 1
-            sampling = {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p} \
-                if gen.do_sample else {"do_sample": False}
-            new = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
-                max_new_tokens=gen.max_new_tokens, eos_token_id=self.eot, pad_token_id=pad,
-                **({"cache_implementation": "static"} if gen.engine == "static" else {}), **sampling,
-            )[:, width:].tolist()
+        batches = [order[start : start + gen.batch_size] for start in range(0, len(order), gen.batch_size)]
+        sizes = [len(idx) * max(len(prompts[i]) for i in idx) for idx in batches]
+        rep = representative_batch(sizes)
+        for k, idx in enumerate(batches):
+            with measured_batch(sizes[k] if k == rep else None):
+                new = self._generate_batch([prompts[i] for i in idx], gen, pad)
             for row, i in enumerate(idx):
                 out[i] = self._finish(new[row], len(prompts[i]))
             if on_items:
                 on_items(len(idx))
         return out  # type: ignore[return-value]
+
+    def _generate_batch(self, prompts: list[list[int]], gen: GenerationSpec, pad: int) -> list[list[int]]:
+        """The new token ids of one batch of prompts, left-padded: generation continues at the right edge."""
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):
+            ids[row, width - len(p):] = torch.tensor(p)
+            attn[row, width - len(p):] = 1
+        sampling = {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p} \
+            if gen.do_sample else {"do_sample": False}
+        return self.model.generate(
+            input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
+            max_new_tokens=gen.max_new_tokens, eos_token_id=self.eot, pad_token_id=pad,
+            **({"cache_implementation": "static"} if gen.engine == "static" else {}), **sampling,
+        )[:, width:].tolist()
 
     def _finish(self, new_ids: list[int], n_prompt: int) -> Generation:
         stop = next((k for k, t in enumerate(new_ids) if t in self.eot), None)
@@ -153,7 +173,8 @@ class TransformersBackend(Capabilities):
     @torch.inference_mode()
     def _reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int,
                        chunk_bytes: int) -> list[tuple[float, int]]:
-        rows = [tokenize_conversation(self.tokenizer, ex.messages, max_len) for ex in examples]
+        rows = [self._once(("conversation", max_len, ex.messages), tokenize_conversation, ex.messages, max_len)
+                for ex in examples]
         # score only the last assistant turn: that is the graded reference
         labels_all = []
         for r in rows:
@@ -163,19 +184,22 @@ class TransformersBackend(Capabilities):
         order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
         pad = self.tokenizer.pad_token_id
         parts = lm_parts(self.model)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        sizes = [len(idx) * max(len(rows[i].input_ids) for i in idx) for idx in batches]
+        rep = representative_batch(sizes)
+        for k, idx in enumerate(batches):
             width = max(len(rows[i].input_ids) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            lab = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
-            attn = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                n = len(rows[i].input_ids)
-                ids[row, :n] = torch.tensor(rows[i].input_ids)
-                lab[row, :n] = torch.tensor(labels_all[i])
-                attn[row, :n] = 1
-            sums, counts = scored_nll(self.model, ids.to(self.device), attn.to(self.device), lab.to(self.device),
-                                      chunk_bytes, parts)
+            with measured_batch(sizes[k] if k == rep else None):
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                lab = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
+                attn = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    n = len(rows[i].input_ids)
+                    ids[row, :n] = torch.tensor(rows[i].input_ids)
+                    lab[row, :n] = torch.tensor(labels_all[i])
+                    attn[row, :n] = 1
+                sums, counts = scored_nll(self.model, ids.to(self.device), attn.to(self.device), lab.to(self.device),
+                                          chunk_bytes, parts)
             for row, i in enumerate(idx):
                 out[i] = (float(sums[row]), int(counts[row]))
         return out

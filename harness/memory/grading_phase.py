@@ -5,7 +5,7 @@
     record["grading_memory"] = probe.record(estimate)
 
 * no autograd (`torch.inference_mode`), the training's autocast (bf16/fp16 mixed precision), and
-  what grading allocated freed before training resumes (`gc.collect`, `torch.cuda.empty_cache`);
+  what grading allocated freed before training resumes (on CUDA: `gc.collect`, `torch.cuda.empty_cache`);
 * its peak, per term (generation, scoring), on top of what was allocated when it began (every
   epoch on CUDA; on CPU, where counting costs time, the first graded epoch: `measured_epoch`):
   - CUDA: `torch.cuda.reset_peak_memory_stats()` at the start of each term, then
@@ -15,7 +15,10 @@
     the ops that allocate); each new storage (not a view of an input) adds its
     bytes to a live count until Python frees it (a weakref finalizer), and the term's peak is the
     highest live count. It counts tensor storages only (not the allocator's or the libraries'
-    own scratch memory): the same things the estimate counts.
+    own scratch memory): the same things the estimate counts. Counting costs several times the
+    batch's own time, so grading counts only each term's representative batch (the most padded
+    tokens, the batch the estimate describes; harness.backends.base.MEASURE_BATCH), and the other
+    batches run uncounted: the figure is the same, the cost one batch's.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import time
 import weakref
 from typing import Optional
 
+from harness.backends.base import MEASURE_BATCH
 from harness.memory.budget import nvml_used
 from harness.memory.probes import CUDA_PEAKS_BEFORE_RESET
 
@@ -34,25 +38,44 @@ class _LiveTensorBytes:
     """Bytes of the tensor storages created inside the mode that are still alive, and their peak."""
 
     def __init__(self):
+        import torch
         from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils._pytree import tree_leaves
 
         counter = self
         self.live = self.peak = 0
         self._seen: set = set()
+        whole: set = set()   # ops with no composite kernel: decompose() says so once, then is not asked
+        tensor = torch.Tensor
+
+        def leaves(obj):
+            """The tensors of an op's arguments or outputs: aten ops take tensors, lists of tensors
+            and scalars (a flat walk, the cost of torch's pytree avoided on every op)."""
+            if isinstance(obj, tensor):
+                yield obj
+            elif isinstance(obj, (list, tuple)):
+                for x in obj:
+                    if isinstance(x, tensor):
+                        yield x
+                    elif isinstance(x, (list, tuple)):
+                        yield from (y for y in x if isinstance(y, tensor))
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
                 # Under inference mode composite ops (cross_entropy, linear...) arrive whole: decompose
                 # them (as torch's FlopCounterMode does) so that their intermediates are counted too.
-                with self:
-                    out = func.decompose(*args, **kwargs)
-                if out is not NotImplemented:
-                    return out
+                if func not in whole:
+                    with self:
+                        out = func.decompose(*args, **kwargs)
+                    if out is not NotImplemented:
+                        return out
+                    whole.add(func)
                 out = func(*args, **kwargs)
-                inputs = {counter._ptr(t) for t in tree_leaves((args, kwargs))}   # views of these are not new
-                for t in tree_leaves(out):
+                inputs = None
+                for t in leaves(out):
+                    if inputs is None:   # views of these are not new
+                        inputs = {counter._ptr(a) for a in leaves(args)}
+                        inputs.update(counter._ptr(a) for a in leaves(tuple(kwargs.values())))
                     counter._count(t, inputs)
                 return out
 
@@ -85,13 +108,20 @@ class _LiveTensorBytes:
 
 
 class GradingProbe:
-    """Per-term peaks of one grading phase (bytes above what was allocated when the term began)."""
+    """Per-term peaks of one grading phase (bytes above what was allocated when the term began).
 
-    def __init__(self, device: str, measure: bool = True):
+    On CPU, `one_batch` (how grading inside a job measures): only the representative batch of each
+    term is counted (harness.backends.base.representative_batch: the most padded tokens, what the
+    estimate describes; across tasks, only a batch larger than the term's last measured one), the
+    other batches run at full speed. Without it (benchmarks, direct use) the whole term is counted."""
+
+    def __init__(self, device: str, measure: bool = True, one_batch: bool = False):
         self.device = device
         self.measure = measure
+        self.one_batch = one_batch and device == "cpu"
         self.peaks: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
+        self.batch_tokens: dict[str, int] = {}   # one_batch: the padded tokens of each term's measured batch
         self.nvml_used: Optional[int] = None
         self._cpu = _LiveTensorBytes() if (device == "cpu" and measure) else None
 
@@ -102,6 +132,14 @@ class GradingProbe:
         t0 = time.perf_counter()
         if not self.measure:
             yield
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            return
+        if self.one_batch and self._cpu is not None:
+            token = MEASURE_BATCH.set(lambda size: self._one_batch(name, size))
+            try:
+                yield
+            finally:
+                MEASURE_BATCH.reset(token)
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
             return
         if self.device == "cuda":
@@ -119,17 +157,32 @@ class GradingProbe:
             if used is not None:
                 self.nvml_used = max(used, self.nvml_used or 0)
         elif self._cpu is not None:
-            counter = self._cpu
-            base = counter.live
-            counter.peak = counter.live
-            with counter.mode:
+            with self._counted(name):
                 yield
-            peak = counter.peak - base
+            peak = self.peaks[name]
         else:
             yield
             peak = 0
         self.peaks[name] = max(self.peaks.get(name, 0), int(peak))
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    @contextlib.contextmanager
+    def _counted(self, name: str):
+        """Count tensor storages (CPU) inside: the term's peak is the highest live count above its start."""
+        counter = self._cpu
+        base = counter.live
+        counter.peak = counter.live
+        with counter.mode:
+            yield
+        self.peaks[name] = max(self.peaks.get(name, 0), int(counter.peak - base))
+
+    def _one_batch(self, name: str, size: int):
+        """The representative batch of a term: counted unless a batch as large was measured already."""
+        if size <= self.batch_tokens.get(name, -1):
+            return contextlib.nullcontext()
+        self.batch_tokens[name] = size
+        self.peaks.pop(name, None)   # the larger batch's peak replaces the smaller one's
+        return self._counted(name)
 
     def wrap(self, backend):
         """The backend with its generate / reference_nll measured as the generation / scoring terms."""
@@ -145,16 +198,27 @@ class GradingProbe:
                "ratio": {k: (round(measured[k] / est[k], 4) if measured[k] is not None and est[k] else None)
                          for k in TERMS},
                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-               "how": HOW[self.device] if (self.measure and self.device in HOW) else NOT_MEASURED}
+               "how": self._how()}
+        if self.batch_tokens:
+            out["measured_batch_tokens"] = dict(self.batch_tokens)
         if self.nvml_used is not None:
             out["nvml_used"] = self.nvml_used
         return out
+
+
+    def _how(self) -> str:
+        if not self.measure or self.device not in HOW:
+            return NOT_MEASURED
+        return HOW["cpu"] + ONE_BATCH if self.one_batch else HOW[self.device]
 
 
 HOW = {"cuda": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus memory_allocated at the "
                "start of the term",
        "cpu": "peak bytes of live tensor storages created during the term (TorchDispatchMode + weakref finalizers)"}
 
+
+ONE_BATCH = (", in each term's representative batch only (the most padded tokens: rows × longest row, "
+             "as the estimate assumes; measured_batch_tokens), the other batches run uncounted")
 
 NOT_MEASURED = ("not measured: on CPU the grading phase is measured at the first graded epoch only (every epoch "
                 "grades the same items at the same batch; counting tensors slows CPU grading)")
@@ -182,19 +246,21 @@ def measured_epoch(device: str, epoch: int) -> bool:
 
 
 @contextlib.contextmanager
-def grading_phase(device: str, precision: Optional[str] = None, measure: bool = True):
-    """Inference mode, the training's autocast, a GradingProbe; what grading allocated freed after."""
+def grading_phase(device: str, precision: Optional[str] = None, measure: bool = True, one_batch: bool = True):
+    """Inference mode, the training's autocast, a GradingProbe; what grading allocated freed after.
+    On CPU the probe counts each term's representative batch only (`one_batch`: counting tensors
+    costs time there; see GradingProbe)."""
     import gc
 
     import torch
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision or "")
     autocast = torch.autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    probe = GradingProbe(device, measure)
+    probe = GradingProbe(device, measure, one_batch)
     try:
         with torch.inference_mode(), autocast:
             yield probe
     finally:
-        gc.collect()
-        if device == "cuda":
+        if device == "cuda":   # GPU memory handed back to training; on CPU a full collection costs
+            gc.collect()       # ~0.8 s (every object of the job traversed) and frees nothing training needs
             torch.cuda.empty_cache()
