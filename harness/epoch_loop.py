@@ -10,7 +10,8 @@ The shape of torchtune's recipe classes: the job's state lives on `self`, and th
                  on_epoch_end    save the epoch's weights, grade them, write results.json, stop early?
                  on_state_saved  record the Trainer's checkpoint (what --resume continues from)
                  on_log          rewrite train_log.jsonl
-               and after every graded epoch the run's epoch_hooks (experiment trackers, harness/tracking/)
+               and after every graded epoch the run's epoch_hooks (experiment trackers, harness/tracking/),
+               after every trained one its epoch_callbacks (a sweep's pruner, harness/sweep/)
                and returns the memory measured while training
     finish     the memory record (estimate vs measured), diagnostics, the Trainer's state removed
     cleanup    the model and grading backends let go before the next model loads
