@@ -17,6 +17,7 @@ each run (the same process, the same epoch), so it is a ratio of like with like.
 
     PYTHONPATH=. python benchmarks/drift_vs_forgetting.py            # ~30 min on 2 busy cores
     PYTHONPATH=. python benchmarks/drift_vs_forgetting.py --quick    # 3 runs, 1 null run
+    PYTHONPATH=. python benchmarks/drift_vs_forgetting.py --default-suite-cost 3   # the probe's cost alone
 """
 from __future__ import annotations
 
@@ -116,19 +117,44 @@ def one_run(lr: float, epochs: int, seed: int, args, tmp: Path) -> dict:
     trained = [e for e in rec["epochs"] if e["epoch"] > 0]
     probe_s = np.mean([e["drift"]["seconds"] for e in trained])
     grade_s = np.mean([sum(t["seconds"] for t in e["tasks"].values()) + e["drift"]["seconds"] for e in trained])
-    train_s = (rec["train"]["seconds"] or 0) / len(trained)
+    epoch_s = (rec["train"]["seconds"] or 0) / len(trained)   # the Trainer's time: its gradings included
     sig = lambda name: drift["signals"][name]["epochs"][last]  # noqa: E731
     groups = {g: cells[last]["value"] for g, cells in (drift["signals"]["nll"].get("groups") or {}).items()}
     return {"lr": lr, "epochs": epochs, "seed": seed, "kl": sig("kl")["value"], "nll": sig("nll")["value"],
             "nll_group": sig("nll").get("group"), "nll_groups": groups, "kl_prompts": sig("kl_prompts")["value"],
             "verdict": drift["verdict"]["status"],
             "alarm": any(c["significant"] for row in drift["signals"].values() for c in row["epochs"].values()),
-            "probe_share_grading": probe_s / grade_s, "probe_share_epoch": probe_s / (grade_s + train_s),
+            "probe_share_grading": probe_s / grade_s, "probe_share_epoch": probe_s / epoch_s,
             "checkpoint": str(run.root / rec["epochs"][-1]["checkpoint"]), "seconds": time.perf_counter() - t0}
+
+
+def default_suite_cost(rounds: int) -> None:
+    """The probe's share of a graded epoch on suites/translation-drift.yaml: the default suite's
+    training (2,000 rows, 4 epochs), en→fr graded, the built-in probe; torch's own threads."""
+    from harness.pipeline import train_and_grade
+    from harness.suite import load_suite
+
+    print("probe cost on suites/translation-drift.yaml (the default suite's training, en→fr graded, built-in probe)")
+    print(f"{'round':>5} {'capture s':>9} {'probe s/epoch':>13} {'graded epoch s':>14} {'probe/epoch':>11}")
+    shares = []
+    for k in range(rounds):
+        with tempfile.TemporaryDirectory() as d:
+            results, _ = train_and_grade(load_suite(REPO / "suites" / "translation-drift.yaml"), log=lambda m: None,
+                                         run_dir=str(Path(d) / "run"))
+        rec = results["models"][0]
+        trained = [e for e in rec["epochs"] if e["epoch"] > 0]
+        probe_s = float(np.mean([e["drift"]["seconds"] for e in trained]))
+        epoch_s = rec["train"]["seconds"] / len(trained)     # training with its gradings, per epoch
+        shares.append(probe_s / epoch_s)
+        print(f"{k + 1:>5} {rec['epochs'][0]['drift']['seconds']:>9.2f} {probe_s:>13.2f} {epoch_s:>14.2f} "
+              f"{shares[-1]:>11.1%}")
+    print(f"probe cost: {np.mean(shares):.1%} of a graded epoch, mean of {rounds} runs (the goal: at most 5%)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--default-suite-cost", type=int, metavar="RUNS", default=0,
+                    help="only measure the probe's cost on suites/translation-drift.yaml, over RUNS runs")
     ap.add_argument("--train-n", type=int, default=500, help="training rows (the default suite has 2,000)")
     ap.add_argument("--items", type=int, default=50, help="en→fr items graded per epoch")
     ap.add_argument("--fr-en-items", type=int, default=100, help="fr→en items graded after each run (BLEU drop)")
@@ -136,6 +162,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    if args.default_suite_cost:
+        default_suite_cost(args.default_suite_cost)
+        return
     import torch
 
     from harness.backends.transformers_backend import load_model_and_tokenizer

