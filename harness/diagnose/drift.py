@@ -14,8 +14,7 @@ run's false-alarm budget is one, whatever is tested.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -30,12 +29,21 @@ SIGNALS = {"kl": (PROBE, "kl"), "kl_prompts": (PROMPTS, "kl"), "nll": (PROBE, "n
 UNIT = "nats/token"
 
 
-def _stats(run: RunDir, rel: str, set_name: str, field: str) -> Optional[tuple[list[str], np.ndarray]]:
-    """(item ids, [[sum, tokens]]) of one set's items in a drift stats file, or None."""
-    path = run.root / rel
-    if not Path(path).is_file():
-        return None
-    rows = [r for r in read_jsonl(path) if r["set"] == set_name or r["set"].startswith(set_name + ":")]
+def _reader(run: RunDir) -> Callable[[str], Optional[list[dict]]]:
+    """Each drift stats file's rows, read once however many signals and groups test it."""
+    cache: dict[str, Optional[list[dict]]] = {}
+
+    def rows(rel: str) -> Optional[list[dict]]:
+        if rel not in cache:
+            path = run.root / rel
+            cache[rel] = read_jsonl(path) if path.is_file() else None
+        return cache[rel]
+    return rows
+
+
+def _stats(file_rows: Optional[list[dict]], set_name: str, field: str) -> Optional[tuple[list[str], np.ndarray]]:
+    """(item ids, [[sum, tokens]]) of one set's items in a drift stats file's rows, or None."""
+    rows = [r for r in file_rows or [] if r["set"] == set_name or r["set"].startswith(set_name + ":")]
     if not rows:
         return None
     count = "nll_tokens" if field == "nll" else "tokens"   # NLL: the replies' tokens (every token of text)
@@ -82,7 +90,7 @@ def drift_tests(record: ModelRecord, run: RunDir, suite: Suite, base: Optional[d
     compared = [e for e in epochs if (e["epoch"] > 0 if base is None else e["epoch"] == 0)]
     if old is None or not compared:
         return None
-    sets = old["drift"]["sets"]
+    sets, read = old["drift"]["sets"], _reader(run)
     section: dict = {"unit": UNIT, "base_model": compared[0]["drift"]["base_model"],
                      "top_k": compared[0]["drift"]["top_k"],
                      "probe": _probed(suite, sets), "signals": {}, "cost": _cost(epochs)}
@@ -95,11 +103,11 @@ def drift_tests(record: ModelRecord, run: RunDir, suite: Suite, base: Optional[d
         row: dict = {"set": set_name, "warn": warn, "fail": fail, "epochs": {}}
         if field == "kl":
             for e in compared:
-                got = _stats(run, e["drift"]["stats"], set_name, field)
+                got = _stats(read(e["drift"]["stats"]), set_name, field)
                 if got is not None:
                     row["epochs"][str(e["epoch"])] = _kl_cell(got[1], warn, suite)
         else:
-            row["groups"] = _nll_groups(run, old, compared, sorted(sets[set_name].get("groups") or {}), suite)
+            row["groups"] = _nll_groups(read, old, compared, sorted(sets[set_name].get("groups") or {}), suite)
             for ep in sorted({ep for cells_ in row["groups"].values() for ep in cells_}, key=int):
                 # the signal is its worst group: French getting better must not hide English getting worse
                 group, cell = max(((g, c[ep]) for g, c in row["groups"].items() if ep in c),
@@ -110,14 +118,14 @@ def drift_tests(record: ModelRecord, run: RunDir, suite: Suite, base: Optional[d
     return section
 
 
-def _nll_groups(run: RunDir, old: dict, compared: list[dict], groups: list[str], suite: Suite) -> dict:
+def _nll_groups(read: Callable[[str], Optional[list[dict]]], old: dict, compared: list[dict], groups: list[str], suite: Suite) -> dict:
     """{group: {epoch: NLL drift cell}}: each probe group (or the whole probe) tested on its own."""
     out: dict = {}
     for g in groups or [None]:
         sel = PROBE if g is None else f"{PROBE}:{g}"
-        before = _stats(run, old["drift"]["stats"], sel, "nll")
+        before = _stats(read(old["drift"]["stats"]), sel, "nll")
         for e in compared:
-            after = _stats(run, e["drift"]["stats"], sel, "nll")
+            after = _stats(read(e["drift"]["stats"]), sel, "nll")
             if before is not None and after is not None:
                 out.setdefault(g or PROBE, {})[str(e["epoch"])] = _nll_cell(*_aligned(after, before), suite)
     return out
