@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -53,18 +55,65 @@ def colour(i: int) -> str:
 
 
 @contextmanager
-def _figure(width: float, height: float, ncols: int = 1) -> Iterator[tuple[Figure, list]]:
+def _figure(width: float, height: float, ncols: int = 1, fitted: bool = False) -> Iterator[tuple[Figure, list]]:
+    """A figure and its row of axes. `fitted`: margins from the text the axes carry (`_fit_margins`,
+    at savefig), for charts whose every text is one line on a side of an axes (the metric and loss
+    charts, most of a report's charts); else matplotlib's constrained layout, which measures every
+    text twice and was half of a report's rendering time."""
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = Figure(figsize=(width, height), layout=None if fitted else "constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, ncols, squeeze=False)[0]
         yield fig, list(axes)
+
+
+BORDER = 5.0   # points of white around a fitted chart's outermost text
+
+
+def _fit_margins(fig: Figure) -> None:
+    """Margins (and the gap between axes) just wide enough for each side's tick labels and axis
+    label, and each title above its axes (above a secondary top axis when there is one), placed
+    once: the text sizes come from the renderer's font metrics of the labels the axes will draw."""
+    renderer = fig.canvas.get_renderer()
+    points = fig.dpi / 72.0                     # renderer pixels per point
+    width, height = (v * fig.dpi for v in fig.get_size_inches())
+
+    def text_size(texts, size) -> tuple[float, float]:   # widest, tallest of these strings, pixels
+        prop = FontProperties(size=size)
+        sizes = [renderer.get_text_width_height_descent(t, prop, ismath=False)[:2] for t in texts if t]
+        return (max(w for w, _ in sizes), max(h for _, h in sizes)) if sizes else (0.0, 0.0)
+
+    def extent(axis, labels: bool = True) -> float:   # pixels from the spine to the axis label's far edge
+        ticks = axis.get_major_formatter().format_ticks(axis.get_majorticklocs()) if labels else []
+        size = matplotlib.rcParams["xtick.labelsize" if axis.axis_name == "x" else "ytick.labelsize"]
+        w, h = text_size(ticks, size)
+        label = text_size([axis.get_label_text()], matplotlib.rcParams["axes.labelsize"])[1]
+        major = axis.majorTicks[0] if axis.majorTicks else None
+        tick = (major.get_tick_padding() + major.get_pad()) if major is not None else 7.0
+        return (w if axis.axis_name == "y" else h) + (tick + axis.labelpad) * points + label
+
+    main = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
+    left = max(extent(ax.yaxis) for ax in main)
+    bottom = max(extent(ax.xaxis) for ax in main)
+    top_axes = [max((extent(child.xaxis) for child in ax.child_axes), default=0.0) for ax in main]
+    titles = max(text_size([ax.get_title()], matplotlib.rcParams["axes.titlesize"])[1] for ax in main)
+    top = max(top_axes) + titles + matplotlib.rcParams["axes.titlepad"] * points
+    border = BORDER * points
+    right = border + text_size(["0000"], matplotlib.rcParams["xtick.labelsize"])[0] / 2   # the last tick's half
+    fig.subplots_adjust(left=(left + border) / width, right=1 - right / width,
+                        bottom=(bottom + border) / height, top=1 - (top + border) / height,
+                        wspace=(left + right) / ((width - left - right - border) / len(main)))
+    for ax, over in zip(main, top_axes):      # the title above any top axis: not searched for at draw time
+        box = ax.get_position()
+        ax.set_title(ax.get_title(), y=1 + over / (box.height * height))
 
 
 def to_svg(fig: Figure, prefix: str) -> str:
     """The figure as an inline <svg> element with ids unique to this chart."""
     buf = io.StringIO()
     with matplotlib.rc_context(RC):
+        if fig.get_layout_engine() is None:
+            _fit_margins(fig)
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
@@ -72,6 +121,75 @@ def to_svg(fig: Figure, prefix: str) -> str:
     text = re.sub(r'(\bid="|href="#|url\(#)', lambda m: m.group(1) + prefix, text)
     text = re.sub(r"\n\s*", "\n", text)
     return text.replace("<svg ", '<svg role="img" ', 1)
+
+
+class Chart:
+    """A chart to be drawn by a `ChartBatch`: in the page template it is its SVG (`__html__`), and
+    false when its function drew nothing (a loss chart without losses)."""
+
+    def __init__(self, fn: Callable[..., Optional[str]], args: tuple):
+        self.fn, self.args, self.svg = fn, args, None
+
+    def __html__(self) -> str:
+        return self.svg or ""
+
+    def __bool__(self) -> bool:
+        return bool(self.svg)
+
+
+class ChartBatch:
+    """A page's charts, drawn together: `add` them while the page's data is gathered, `draw` once
+    before the template renders. Drawing is most of a report's time (matplotlib, 30-80 ms a chart),
+    so with several charts and CPUs the batch is drawn in forked worker processes, one chart per
+    task, each chart's bytes the same as drawn here. Serial instead where forking is not safe: a
+    process with threads (torch's, inside `train-and-grade`), or a platform without fork."""
+
+    PARALLEL_FROM = 4    # charts; fewer are drawn here (a worker's start is ~10 ms)
+
+    def __init__(self):
+        self.charts: list[Chart] = []
+
+    def add(self, fn: Callable[..., Optional[str]], *args) -> Chart:
+        chart = Chart(fn, args)
+        self.charts.append(chart)
+        return chart
+
+    def draw(self) -> None:
+        todo = [c for c in self.charts if c.svg is None]
+        workers = min(len(todo), _cpus())
+        if workers > 1 and len(todo) >= self.PARALLEL_FROM and _fork_is_safe():
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                svgs = list(pool.map(_draw, [(c.fn, c.args) for c in todo]))
+        else:
+            svgs = [_draw((c.fn, c.args)) for c in todo]
+        for chart, svg in zip(todo, svgs):
+            chart.svg = svg
+
+
+def _draw(job: tuple) -> Optional[str]:
+    fn, args = job
+    return fn(*args)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not Linux
+        return os.cpu_count() or 1
+
+
+def _fork_is_safe() -> bool:
+    """A fork copies only the calling thread: safe in a process with no other threads, Python's or a
+    native library's (torch starts OpenMP and its own pools: never forked from once imported)."""
+    import multiprocessing
+    import sys
+    import threading
+
+    return ("fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+            and "torch" not in sys.modules)
 
 
 def _array(values: Sequence[Optional[float]]) -> np.ndarray:
@@ -89,7 +207,8 @@ def loss_chart(curves: list[LossCurves], prefix: str) -> Optional[str]:
     tasks: list[str] = []
     for c in curves:
         tasks += [t for t in c.val if t not in tasks]
-    with _figure(9.6 if has_train and has_val else 5.6, 3.1, ncols=int(has_train) + int(has_val)) as (fig, axes):
+    with _figure(9.6 if has_train and has_val else 5.6, 3.1, ncols=int(has_train) + int(has_val),
+                 fitted=True) as (fig, axes):
         ax_t = axes[0] if has_train else None
         ax_v = axes[-1] if has_val else None
         for i, c in enumerate(curves):
@@ -136,7 +255,7 @@ def metric_chart(task: str, metric: str, higher: bool, curves: list[Curve], pref
     When no series has more than one graded epoch (`harness grade`), a point per series instead."""
     if all(len(c.epochs) <= 1 for c in curves):
         return point_chart(task, metric, higher, curves, prefix)
-    with _figure(4.3, 2.8) as (fig, (ax,)):
+    with _figure(4.3, 2.8, fitted=True) as (fig, (ax,)):
         for i, c in enumerate(curves):
             x, y = np.array(c.epochs, dtype=float), _array(c.scores)
             ax.plot(x, y, color=colour(i), marker="o", ms=3.5, lw=1.5, label=c.label)

@@ -61,6 +61,7 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
     sets = sample_sets(series, max_samples, max_chars)
     env = _environment()
     runs, env_rows = environment_table(series)
+    batch = charts.ChartBatch()   # drawn together below, before the template reads them
     context = {
         "title": _title(series, comparison),
         "comparison": comparison,
@@ -69,15 +70,15 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "headers": [header(s) for s in series],
         "labels": [s.label for s in series],
         "colours": [charts.colour(i) for i in range(len(series))],
-        "loss_svg": _svg(charts.loss_chart([loss_curves(s) for s in series], "loss-")),
-        "metric_charts": _metric_charts(series),
+        "loss_svg": batch.add(charts.loss_chart, [loss_curves(s) for s in series], "loss-"),
+        "metric_charts": _metric_charts(series, batch),
         "points_only": bool(series) and all(len(s.epochs) <= 1 for s in series),
-        "forgetting": _forgetting(series),
-        "drift": _drift(series),
+        "forgetting": _forgetting(series, batch),
+        "drift": _drift(series, batch),
         "evidence": [{"label": s.label, **diagnostics_evidence(s), "power_table": power_table(s),
                       "checkpoint": checkpoint_to_keep(s), "changes": item_changes(s, sample_link(sets, s.label))}
                      for s in series],
-        "memory": _memory(series),
+        "memory": _memory(series, batch),
         "data": training_data(series),
         "scores": score_table(series),
         "sample_sets": [{"label": s["label"], "task": s["task"], "n_total": s["n_total"],
@@ -95,12 +96,14 @@ def render_html(series: list[Series], comparison: bool, max_samples: int = MAX_S
         "js": Markup(js),
         "csp": _csp(js),
     }
+    batch.draw()
     return env.get_template("report.html.j2").render(**context)
 
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             bytecode_cache=_bytecode_cache())
     env.filters["num"] = _fmt_num
     env.filters["count"] = lambda v: "?" if v is None else f"{int(v):,}"
     env.filters["pct"] = lambda v: "?" if v is None else f"{100 * v:.3g}%"
@@ -108,6 +111,20 @@ def _environment() -> jinja2.Environment:
     env.filters["pval"] = _fmt_p
     env.filters["sig"] = lambda v: "–" if v is None else f"{v:.2g}"
     return env
+
+
+def _bytecode_cache() -> Optional[jinja2.BytecodeCache]:
+    """The compiled templates, kept in $HARNESS_CACHE/templates (jinja2 keys them by the template's
+    source checksum, so an edited template compiles afresh): compiling the page's template was a
+    tenth of a report's time. None where that directory cannot be made (compiled every time)."""
+    from harness.builtin_recipes import cache_root
+
+    directory = cache_root() / "templates"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(directory))
 
 
 def _fmt_p(p) -> str:
@@ -129,10 +146,6 @@ def _csp(js: str) -> str:
             f"img-src data:; base-uri 'none'; form-action 'none'")
 
 
-def _svg(svg: Optional[str]) -> Optional[Markup]:
-    return None if svg is None else Markup(svg)
-
-
 def _title(series: list[Series], comparison: bool) -> str:
     suites = list(dict.fromkeys(str(s.results.get("suite_name") or "") for s in series)) or ["(no models)"]
     return ("comparison: " if comparison else "") + ", ".join(suites)
@@ -151,7 +164,7 @@ def _runs(series: list[Series]) -> list[dict]:
     return out
 
 
-def _metric_charts(series: list[Series]) -> list[dict]:
+def _metric_charts(series: list[Series], batch: charts.ChartBatch) -> list[dict]:
     out = []
     for k, (task, metric) in enumerate(metric_keys(series)):
         higher = higher_is_better(series, task, metric)
@@ -159,34 +172,34 @@ def _metric_charts(series: list[Series]) -> list[dict]:
         curves = [c for c in curves if c is not None]
         if curves:
             out.append({"task": task, "metric": metric, **interval_kind(series, task, metric),
-                        "svg": Markup(charts.metric_chart(task, metric, higher, curves, f"m{k}-"))})
+                        "svg": batch.add(charts.metric_chart, task, metric, higher, curves, f"m{k}-")})
     return out
 
 
-def _forgetting(series: list[Series]) -> list[dict]:
+def _forgetting(series: list[Series], batch: charts.ChartBatch) -> list[dict]:
     out = []
     for k, s in enumerate(series):
         m = forgetting_matrix(s)
         out.append({"label": s.label, "source": m.source if m else None,
-                    "svg": _svg(charts.forgetting_chart(m, f"f{k}-")) if m else None})
+                    "svg": batch.add(charts.forgetting_chart, m, f"f{k}-") if m else None})
     return out
 
 
-def _drift(series: list[Series]) -> list[dict]:
+def _drift(series: list[Series], batch: charts.ChartBatch) -> list[dict]:
     out = []
     for k, s in enumerate(series):
         section = (s.model.get("diagnostics") or {}).get("drift")
         if section:
             out.append({"label": s.label, "verdict": section.get("verdict") or {},
                         "probed": (section.get("probe") or {}).get("summary", ""),
-                        "svg": _svg(charts.drift_chart(section, f"d{k}-"))})
+                        "svg": batch.add(charts.drift_chart, section, f"d{k}-")})
     return out
 
 
-def _memory(series: list[Series]) -> list[dict]:
+def _memory(series: list[Series], batch: charts.ChartBatch) -> list[dict]:
     out = []
     for k, s in enumerate(series):
         mb = memory_breakdown(s)
-        out.append({"label": s.label, "svg": _svg(charts.memory_chart(mb, f"mem{k}-")) if mb else None,
+        out.append({"label": s.label, "svg": batch.add(charts.memory_chart, mb, f"mem{k}-") if mb else None,
                     "folk_rule_computed": bool(mb and mb.folk_rule_computed), "grading": grading_memory(s)})
     return out

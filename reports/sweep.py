@@ -34,18 +34,20 @@ def render_sweep_html(s: SweepSummary) -> str:
     series = {t.number: _series(t) for t in s.trials}
     first = [ss[0] for ss in series.values() if ss]
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    batch = charts.ChartBatch()
     context = {
         "version": __version__,
         "meta": s.meta,
         "summary": s,
         "rows": [_row(t, s) for t in s.trials],
-        "loss_svg": Markup(charts.loss_chart([loss_curves(x) for x in first], "loss-") or ""),
-        "metric_charts": _metric_charts(s.trials, series),
+        "loss_svg": batch.add(charts.loss_chart, [loss_curves(x) for x in first], "loss-"),
+        "metric_charts": _metric_charts(s.trials, series, batch),
         "importance": sorted((s.importance or {}).items(), key=lambda kv: -kv[1]),
         "n_complete": sum(t.state == "complete" for t in s.trials),
         "css": Markup(css),
         "csp": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'",
     }
+    batch.draw()
     return _environment().get_template("sweep.html.j2").render(**context)
 
 
@@ -54,7 +56,7 @@ def _series(t: TrialSummary) -> list[Series]:
             if r.results and r.results.get("models")]
 
 
-def _metric_charts(trials: list[TrialSummary], series: dict[int, list[Series]]) -> list[dict]:
+def _metric_charts(trials: list[TrialSummary], series: dict[int, list[Series]], batch: charts.ChartBatch) -> list[dict]:
     """One chart per (task, metric): a curve per trial; several seeds: their mean, banded by the seeds' range."""
     every = [x for ss in series.values() for x in ss]
     out = []
@@ -68,7 +70,7 @@ def _metric_charts(trials: list[TrialSummary], series: dict[int, list[Series]]) 
             curves.append(per_seed[0] if len(per_seed) == 1 else _seed_band(t.label, per_seed, higher))
         if curves:
             out.append({"task": task, "metric": metric,
-                        "svg": Markup(charts.metric_chart(task, metric, higher, curves, f"m{k}-"))})
+                        "svg": batch.add(charts.metric_chart, task, metric, higher, curves, f"m{k}-")})
     return out
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, ContextManager, Optional, Protocol, Sequence
 
-from harness.messages import Example
-from harness.suite import GenerationSpec
+if TYPE_CHECKING:   # annotations only: the backend table is read by every command's parser, without pydantic
+    from harness.messages import Example
+    from harness.suite import GenerationSpec
 
 
 @dataclass

@@ -34,6 +34,15 @@ from harness.memory.probes import CUDA_PEAKS_BEFORE_RESET
 TERMS = ("generation", "scoring")
 
 
+# Composite ops run whole, not decomposed: their C++ kernels allocate nothing but their outputs,
+# or (linear, matmul) a contiguous copy of an input that is not contiguous, which is added to the
+# peak as a transient. Decomposing them in Python (linear → matmul → mm, `to` → `_to_copy`) was
+# over half of the counting's cost, and gave the same peaks.
+_WHOLE_OPS = ("to", "linear", "matmul", "reshape", "contiguous", "flatten", "type_as", "view_as", "expand_as")
+_COPY_INPUT_OPS = ("linear", "matmul")
+DECOMPOSE, COUNT, NOTHING_NEW = range(3)
+
+
 class _LiveTensorBytes:
     """Bytes of the tensor storages created inside the mode that are still alive, and their peak."""
 
@@ -43,68 +52,94 @@ class _LiveTensorBytes:
 
         counter = self
         self.live = self.peak = 0
-        self._seen: set = set()
-        whole: set = set()   # ops with no composite kernel: decompose() says so once, then is not asked
+        self._refs: dict[int, object] = {}   # data_ptr → weakref to the storage counted
+        kinds: dict = {}                     # op → what its outputs are (_kind), decided once per op
         tensor = torch.Tensor
+        whole = {getattr(torch.ops.aten, name) for name in _WHOLE_OPS}
+        copies_input = {getattr(torch.ops.aten, name) for name in _COPY_INPUT_OPS}
 
-        def leaves(obj):
-            """The tensors of an op's arguments or outputs: aten ops take tensors, lists of tensors
-            and scalars (a flat walk, the cost of torch's pytree avoided on every op)."""
-            if isinstance(obj, tensor):
-                yield obj
-            elif isinstance(obj, (list, tuple)):
-                for x in obj:
-                    if isinstance(x, tensor):
-                        yield x
-                    elif isinstance(x, (list, tuple)):
-                        yield from (y for y in x if isinstance(y, tensor))
+        def ptrs(args) -> set:
+            """Storages of an op's tensor arguments (tensors and lists of tensors): its outputs
+            that share one are not new."""
+            out = set()
+            for a in args:
+                if isinstance(a, tensor):
+                    out.add(counter._ptr(a))
+                elif isinstance(a, (list, tuple)):
+                    out.update(counter._ptr(x) for x in a if isinstance(x, tensor))
+            return out
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
-                # Under inference mode composite ops (cross_entropy, linear...) arrive whole: decompose
+                kind = kinds.get(func)
+                if kind is None:
+                    kind = kinds[func] = _kind(torch, func, whole)
+                # Under inference mode composite ops (cross_entropy, softmax...) arrive whole: decompose
                 # them (as torch's FlopCounterMode does) so that their intermediates are counted too.
-                if func not in whole:
+                if kind == DECOMPOSE:
                     with self:
                         out = func.decompose(*args, **kwargs)
                     if out is not NotImplemented:
                         return out
-                    whole.add(func)
+                    kind = kinds[func] = _kind(torch, func, whole, decomposes=False)
+                if kind == NOTHING_NEW:
+                    return func(*args, **kwargs)
+                if func.overloadpacket in copies_input:   # the copy a non-contiguous input is folded through
+                    extra = sum(a.untyped_storage().nbytes() for a in args
+                                if isinstance(a, tensor) and not a.is_contiguous())
+                    counter.peak = max(counter.peak, counter.live + extra)
                 out = func(*args, **kwargs)
                 inputs = None
-                for t in leaves(out):
-                    if inputs is None:   # views of these are not new
-                        inputs = {counter._ptr(a) for a in leaves(args)}
-                        inputs.update(counter._ptr(a) for a in leaves(tuple(kwargs.values())))
-                    counter._count(t, inputs)
+                for t in (out,) if isinstance(out, tensor) else out if isinstance(out, (list, tuple)) else ():
+                    if isinstance(t, tensor):
+                        if inputs is None:   # an output sharing an input's storage (to, reshape, _unsafe_view) is not new
+                            inputs = ptrs(args) | ptrs(kwargs.values())
+                        counter._count(t, inputs)
                 return out
 
         self.mode = Mode()
 
     @staticmethod
     def _ptr(t) -> int:
-        import torch
-
-        if not isinstance(t, torch.Tensor):
-            return 0
         try:
             return t.untyped_storage().data_ptr()
         except (RuntimeError, NotImplementedError):
             return 0
 
-    def _count(self, t, inputs: set) -> None:
-        ptr = self._ptr(t)
-        if ptr and ptr not in self._seen and ptr not in inputs:
+    def _count(self, t, inputs) -> None:
+        try:
             st = t.untyped_storage()
+        except (RuntimeError, NotImplementedError):
+            return
+        ptr = st.data_ptr()
+        if ptr and ptr not in self._refs and ptr not in inputs:
             n = st.nbytes()
-            self._seen.add(ptr)
+            self._refs[ptr] = weakref.ref(st, lambda _ref, ptr=ptr, n=n: self._free(ptr, n))
             self.live += n
-            self.peak = max(self.peak, self.live)
-            weakref.finalize(st, self._free, ptr, n)
+            if self.live > self.peak:
+                self.peak = self.live
 
     def _free(self, ptr: int, n: int) -> None:
-        self._seen.discard(ptr)
+        self._refs.pop(ptr, None)
         self.live -= n
+
+
+def _kind(torch, func, whole: set, decomposes: bool = True) -> int:
+    """What an op's outputs are, read from its schema once: DECOMPOSE (a composite op with
+    intermediates worth seeing), NOTHING_NEW (no tensor returned; in-place and out= ops; the view
+    ops with kernels of their own: view, slice, transpose...), else COUNT (outputs compared with the
+    inputs' storages: `to`, `reshape` or `contiguous` may return an input, `_unsafe_view` a view)."""
+    composite = torch._C._dispatch_has_kernel_for_dispatch_key(func.name(),
+                                                               torch._C.DispatchKey.CompositeImplicitAutograd)
+    if decomposes and composite and func.overloadpacket not in whole:
+        return DECOMPOSE
+    returns = func._schema.returns
+    if not any("Tensor" in str(r.type) for r in returns) \
+            or any(r.alias_info is not None and r.alias_info.is_write for r in returns) \
+            or (func.is_view and not composite):
+        return NOTHING_NEW
+    return COUNT
 
 
 class GradingProbe:
