@@ -92,7 +92,8 @@ def generation_phase(n: int, rounds: int) -> None:
     gen = task.spec.generation
     times: dict[str, list[float]] = {"plain generate loop": [], "harness: generation": [],
                                      "harness: grade_task (+ BLEU, bootstrap)": [],
-                                     "former: every batch counted": []}
+                                     "harness: generation, memory not counted": [],
+                                     "every batch counted": []}
     same = None
     plain_generate(model, tok, prompts[:gen.batch_size], gen.batch_size, gen.max_new_tokens, eot)   # warm-up
     for r in range(rounds):
@@ -108,11 +109,15 @@ def generation_phase(n: int, rounds: int) -> None:
         times["harness: generation"].append(probe.seconds["generation"])
         same = sum(a == row["output"] for a, row in zip(plain, rows))
 
+        with M.grading_phase("cpu", measure=False) as off:   # the same path, the probe not counting
+            off.wrap(TransformersBackend(model, tok, device="cpu")).generate(task.examples, gen)
+        times["harness: generation, memory not counted"].append(off.seconds["generation"])
+
         every = M.GradingProbe("cpu")             # the former policy: the whole term counted
         t0 = time.perf_counter()
         with M.grading_phase("cpu", one_batch=False):
             every.wrap(TransformersBackend(model, tok, device="cpu")).generate(task.examples, gen)
-        times["former: every batch counted"].append(time.perf_counter() - t0)
+        times["every batch counted"].append(time.perf_counter() - t0)
         print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
     base = median(times["plain generate loop"])
     print(f"\n1. generation phase: {n} en→fr items, batch {gen.batch_size}, max_new_tokens {gen.max_new_tokens}, "
@@ -120,6 +125,9 @@ def generation_phase(n: int, rounds: int) -> None:
     print(f"   {'':42} {'seconds':>8} {'× plain loop':>13}")
     for k, v in times.items():
         print(f"   {k:42} {median(v):8.2f} {median(v) / base:13.2f}")
+    counted, uncounted = median(times["harness: generation"]), median(times["harness: generation, memory not counted"])
+    print(f"   memory probe (one batch counted): {counted - uncounted:+.2f}s, "
+          f"{(counted - uncounted) / counted:.1%} of the generation phase")
     print(f"   outputs identical to the plain loop: {same}/{n}; generation memory measured: "
           f"{probe.peaks.get('generation')} B on the batch of {probe.batch_tokens.get('generation')} padded tokens; "
           f"BLEU {record['metrics']['bleu']['score']:.3f}")
@@ -174,6 +182,7 @@ def grading_vs_training(quick: bool) -> None:
     else:
         suite = load_suite(path)
     graded: dict[int, float] = {}
+    plain: dict[int, float] = {}      # the same epoch's model work as plain library calls
     grade = epoch_loop.TrainingJob.grade
 
     def timed(self, epoch, step, saved=None):
@@ -182,6 +191,9 @@ def grading_vs_training(quick: bool) -> None:
             return grade(self, epoch, step, saved)
         finally:
             graded[epoch] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            plain_model_work(self.model, self.tokenizer, self.tasks)
+            plain[epoch] = time.perf_counter() - t0
 
     epoch_loop.TrainingJob.grade = timed
     try:
@@ -192,12 +204,45 @@ def grading_vs_training(quick: bool) -> None:
     finally:
         epoch_loop.TrainingJob.grade = grade
     trainer = results["models"][0]["train"]["seconds"]
-    training = trainer - sum(s for e, s in graded.items() if e > 0)   # the trainer's time holds epochs 1..N's grading
-    grading = sum(graded.values())
+    # the trainer's time holds epochs 1..N's gradings and the plain calls timed after them
+    training = trainer - sum(graded[e] + plain[e] for e in graded if e > 0)
+    grading, model_work = sum(graded.values()), sum(plain.values())
     print(f"\n3. train-and-grade {suite.name}{' (--quick copy)' if quick else ''}: whole run {wall:.1f}s")
     print(f"   training (trainer time less its gradings) {training:.1f}s; grading {grading:.1f}s over "
           f"{len(graded)} gradings ({', '.join(f'epoch {e} {s:.1f}s' for e, s in sorted(graded.items()))})")
     print(f"   grading / training = {grading / training:.3f}")
+    print(f"   the same model work as plain library calls (a generate loop over the same batches, a forward "
+          f"with labels for the references) / training = {model_work / training:.3f}; the harness's own "
+          f"part of grading / training = {(grading - model_work) / training:.3f}")
+
+
+def plain_model_work(model, tok, tasks) -> None:
+    """One grading's model work without the harness: each task's generate loop over the same sorted,
+    left-padded batches, and a forward with labels over the reference conversations."""
+    import torch
+
+    from harness.chat import IGNORE_INDEX, end_of_turn_ids, prompt_ids, tokenize_conversation
+
+    was_training = model.training
+    model.eval()
+    eot = end_of_turn_ids(tok)
+    with torch.inference_mode():
+        for task in tasks:
+            gen = task.spec.generation
+            plain_generate(model, tok, [prompt_ids(tok, ex.prompt_messages) for ex in task.examples],
+                           gen.batch_size, gen.max_new_tokens, eot)
+            rows = sorted((tokenize_conversation(tok, ex.messages, 4096) for ex in task.examples),
+                          key=lambda r: len(r.input_ids))
+            for start in range(0, len(rows), gen.batch_size):
+                batch = rows[start:start + gen.batch_size]
+                width = max(len(r.input_ids) for r in batch)
+                ids = torch.tensor([r.input_ids + [tok.pad_token_id] * (width - len(r.input_ids)) for r in batch])
+                labels = torch.tensor([[IGNORE_INDEX] * r.prompt_len + r.labels[r.prompt_len:]
+                                       + [IGNORE_INDEX] * (width - len(r.input_ids)) for r in batch])
+                mask = torch.tensor([[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in batch])
+                model(input_ids=ids, attention_mask=mask, labels=labels)
+    if was_training:
+        model.train()
 
 
 # --------------------------------------------------------------------------- 4. against lm-eval

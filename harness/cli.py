@@ -588,4 +588,6 @@ def _one_line(text: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from harness.__main__ import run
+
+    run()

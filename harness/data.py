@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 from typing import Iterable, Optional
 
-from harness.dataprep.build import prepared_split
 from harness.dataprep.sources import hub_rows, jsonl_rows, parallel_rows
 from harness.errors import DataError
 from harness.messages import Example, refuse_lone_surrogates, row_to_messages, translation_messages, with_system
@@ -110,6 +109,8 @@ def load_rows(spec: DataSpec, suite: Suite) -> list[Example]:
     elif spec.hf is not None:
         rows = _load_hf(spec)
     elif spec.recipe is not None:
+        from harness.dataprep.build import prepared_split   # pandas and the build: only for a recipe
+
         rows = _load_jsonl(spec, prepared_split(suite.resolve(spec.recipe), spec.recipe_split))
     else:
         rows = _load_synthetic(spec)

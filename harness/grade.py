@@ -26,7 +26,7 @@ from harness.progress import OFF, Progress, ProgressBar
 from harness.results import (EpochRecord, MetricRecord, RunDir, TaskRecord, epoch_record, metric_record,
                              task_record, write_jsonl)
 from harness.stats.intervals import score_interval
-from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, Suite, TaskSpec
+from harness.suite import AUTO_GRADING_BATCH_BOUND, BootstrapSpec, GenerationSpec, Suite, TaskSpec
 from harness.suite_checks import read_json_schema
 
 
@@ -154,6 +154,11 @@ def with_grading_batch(tasks: list[LoadedTask], batch: int) -> list[LoadedTask]:
         if t.spec.generation.batch_size == "auto" else t for t in tasks]
 
 
+def _resolved(gen: GenerationSpec) -> GenerationSpec:
+    """`batch_size: auto` not chosen by the pipeline (a direct call): the CPU bound."""
+    return gen.model_copy(update={"batch_size": AUTO_GRADING_BATCH_BOUND}) if gen.batch_size == "auto" else gen
+
+
 def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec,
                predictions: Optional[dict[str, dict]] = None,
                bar: Optional[ProgressBar] = None) -> tuple[TaskRecord, list[dict]]:
@@ -162,9 +167,7 @@ def grade_task(backend: Optional[Backend], task: LoadedTask, boot: BootstrapSpec
     `bar` counts the items answered (from zero again when a batch ran out of memory).
     """
     examples = task.examples
-    gen = task.spec.generation
-    if gen.batch_size == "auto":   # not chosen by the pipeline (a direct call): the CPU bound
-        gen = gen.model_copy(update={"batch_size": AUTO_GRADING_BATCH_BOUND})
+    gen = _resolved(task.spec.generation)
     gens: list[Optional[Generation]] = [None] * len(examples)
     unencodable = 0
     batch = None   # grading batch after any out-of-memory halvings (a model was run)
@@ -234,6 +237,9 @@ def grade_epoch(backend: Optional[Backend], tasks: list[LoadedTask], boot: Boots
     `progress` gets a line per task; `bars` shows the items of each task as they are answered.
     """
     record = epoch_record(epoch, step)
+    plan = getattr(backend, "plan_measurement", None)   # a grading probe's (harness.memory.grading_phase)
+    if plan is not None and predictions is None:
+        plan([(t.examples, _resolved(t.spec.generation), t.needs_generation, t.needs_likelihood) for t in tasks])
     for task in tasks:
         if progress:
             progress(f"grading {model_name} epoch {epoch}: {task.spec.name}")

@@ -97,11 +97,16 @@ class Progress:
         dataset') write control codes into logs: shown on a terminal only, like ours."""
         if self.mode == "bar":
             return
-        import datasets
+        import os
+        import sys
+
         from transformers.utils import logging as hf_logging
 
-        datasets.disable_progress_bars()
         hf_logging.disable_progress_bar()
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
+        else:   # read when datasets is imported (only a hub source or training does): not imported for this
+            os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 
     @contextmanager
     def bar(self, description: str, total: int, unit: str = "steps") -> Iterator[ProgressBar]:

@@ -159,3 +159,63 @@ def test_a_later_task_with_a_larger_batch_replaces_the_measured_one(tiny_model_a
         large = probe.batch_tokens["generation"]
         wrapped.generate(_uneven_examples()[:2], gen)     # smaller again: not counted, the figure kept
     assert large > small and probe.batch_tokens["generation"] == large
+
+
+def test_a_grading_of_several_tasks_counts_only_its_largest_batch_of_each_term(tiny_model_and_tokenizer, tmp_path):
+    """grade_epoch tells the probe every task's batches first: the small task's batches run uncounted
+    and the large task's largest is the one counted (once per term), whatever the task order."""
+    from harness.grade import LoadedTask, grade_epoch
+    from harness.metrics import build_metrics, metric_options_from
+    from harness.results import RunDir
+    from harness.suite import BootstrapSpec, TaskSpec
+
+    model, tok = tiny_model_and_tokenizer
+    backend = TransformersBackend(model, tok, device="cpu")
+
+    def task(name, exs):
+        spec = TaskSpec.model_validate({"name": name, "data": {"path": "unused.jsonl"}, "metrics": ["bleu", "perplexity"],
+                                        "generation": {"max_new_tokens": 3, "batch_size": 3}})
+        return LoadedTask(spec, exs, build_metrics(["bleu", "perplexity"], metric_options_from({})))
+
+    small, large = task("small", _uneven_examples()[:2]), task("large", _uneven_examples())
+    gen = large.spec.generation
+    counted: list[str] = []
+    with M.grading_phase("cpu") as probe:
+        original = probe._counted
+        probe._counted = lambda name: counted.append(name) or original(name)
+        grade_epoch(probe.wrap(backend), [small, large], BootstrapSpec(samples=10), RunDir(tmp_path), "m", 0)
+    assert sorted(counted) == ["generation", "scoring"]
+    assert probe.batch_tokens == {"generation": backend.batch_tokens(large.examples, gen, "generation"),
+                                  "scoring": backend.batch_tokens(large.examples, gen, "scoring")}
+    assert probe.batch_tokens["generation"] > backend.batch_tokens(small.examples, gen, "generation")
+
+
+def test_ops_run_whole_count_what_decomposing_them_counts():
+    """linear, matmul, `to`, reshape and contiguous run whole (decomposing them was most of the
+    counting's cost): the same peak as their decompositions, copies of non-contiguous inputs included."""
+    import importlib
+
+    G = importlib.import_module("harness.memory.grading_phase")
+    w, x = torch.randn(256, 64), torch.randn(8, 32, 64)
+
+    def work():
+        a = torch.nn.functional.linear(x.transpose(0, 1), w)    # a non-contiguous input: folded through a copy
+        b = a.to(torch.float64)                                 # a new storage
+        c = b.to(torch.float64)                                 # the same storage: nothing new
+        d = torch.matmul(a, w).reshape(-1)                      # reshape of a contiguous result: a view
+        e = a.transpose(0, 1).contiguous()                      # a copy
+        return a, b, c, d, e
+
+    peaks = []
+    for whole in (G._WHOLE_OPS, ()):
+        saved = G._WHOLE_OPS
+        G._WHOLE_OPS = whole
+        try:
+            counter = G._LiveTensorBytes()
+        finally:
+            G._WHOLE_OPS = saved
+        with torch.inference_mode(), counter.mode:
+            out = work()
+        peaks.append(counter.peak)
+        assert out[1].untyped_storage().data_ptr() == out[2].untyped_storage().data_ptr()
+    assert peaks[0] == peaks[1] > 0

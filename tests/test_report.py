@@ -459,3 +459,61 @@ def test_results_without_the_new_sections_still_render(diagnosed, tmp_path):
     raw = f["tasks"]["fr-en"]["bleu"]["epochs"]["2"]["p_value"]
     assert ("<0.001" if raw < 0.001 else f"{raw:.3g}") in forgetting      # the raw p, the only one there is
     assert "CI:Wilson" not in page and "deff" not in page and 'class="sample-link"' not in page
+
+
+def _outside(fig) -> list:
+    """The axes whose drawn extent (tick labels, axis labels, title, a top axis: matplotlib's tight
+    bounding box) reaches outside the figure, where the page would clip it."""
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    return [ax for ax in fig.axes if (lambda b: b.x0 < page.x0 - 0.5 or b.y0 < page.y0 - 0.5 or b.x1 > page.x1 + 0.5
+                                      or b.y1 > page.y1 + 0.5)(ax.get_tightbbox(renderer))]
+
+
+@pytest.mark.parametrize("scale", [1.0, 12345.678, 0.000123])
+def test_fitted_charts_keep_every_label_and_title_inside_the_figure(scale, monkeypatch):
+    """The metric and loss charts are laid out by their own margins (not constrained layout): wide
+    tick labels, a long axis label, a top epoch axis and two panels still fit, titles clear the top axis."""
+    from reports import charts
+    from reports.collect import Curve, LossCurves
+
+    drawn = []
+    monkeypatch.setattr(charts, "to_svg", lambda fig, prefix, real=charts.to_svg: drawn.append(fig) or real(fig, prefix))
+    curve = Curve("model", [0, 1, 2, 3], [v * scale for v in (1.0, 3.5, 2.0, 4.25)], [None] * 4, [None] * 4, 3, 2)
+    charts.metric_chart("en-fr", "chrf", True, [curve, curve], "m-")
+    steps = [float(s) for s in range(1, 41)]
+    charts.loss_chart([LossCurves("model", steps, [scale / s for s in steps],
+                                  {"en-fr": ([10.0, 20.0, 40.0], [scale, scale / 2, scale / 3])}, 10.0)], "l-")
+    assert len(drawn) == 2
+    for fig in drawn:
+        assert fig.get_layout_engine() is None
+        assert _outside(fig) == []
+        for ax in fig.axes:   # the title above the axes and whatever it carries on top
+            top = max([ax.get_window_extent().y1] + [c.get_tightbbox().y1 for c in ax.child_axes])
+            assert ax.title.get_window_extent().y0 >= top - 0.5
+
+
+def test_charts_drawn_in_worker_processes_are_the_serial_charts(tmp_path, monkeypatch):
+    """`harness report` (no torch in the process) draws its charts in forked workers; the page is the
+    same bytes as the one drawn serially (as in a process that imported torch, never forked)."""
+    import os
+    import subprocess
+    import sys
+
+    from reports import charts
+    from reports.charts import ChartBatch
+
+    run = make_report_run(tmp_path / "run", epochs=2, n=12, bootstrap=20)
+    monkeypatch.setattr(charts, "_fork_is_safe", lambda: False)
+    render_report([run], tmp_path / "serial.html")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = ("import sys; from reports.charts import ChartBatch, _fork_is_safe; from reports import render_report\n"
+              "from pathlib import Path; drawn = []; real = ChartBatch.draw\n"
+              "ChartBatch.draw = lambda self: drawn.append((len(self.charts), _fork_is_safe())) or real(self)\n"
+              f"render_report([Path({str(run)!r})], Path({str(tmp_path / 'forked.html')!r}))\n"
+              "print(drawn, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (count, forked), = eval(proc.stdout.split("\n")[0].rsplit(" ", 1)[0])
+    assert forked and count >= ChartBatch.PARALLEL_FROM
+    assert (tmp_path / "forked.html").read_bytes() == (tmp_path / "serial.html").read_bytes()

@@ -84,3 +84,37 @@ def test_synthetic_rows_are_the_same_from_the_cache_and_a_changed_spec_is_a_new_
     assert other != made and len(list((tmp_path / "synthetic").iterdir())) == 2
     entries[0].write_text("{not json")           # a damaged entry is made again, never an error
     assert synthetic.generate_rows(spec) == made
+
+
+def _run_entry(tmp_path: Path, prelude: str, args: list[str]) -> subprocess.CompletedProcess:
+    """`harness ARGS` through the command's entry point (harness.__main__.run), after `prelude`."""
+    script = f"import sys\n{prelude}\nsys.argv = ['harness'] + {args!r}\nfrom harness.__main__ import run\nrun()\n"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+
+
+def test_the_command_leaves_without_torchs_teardown_but_as_python_would_up_to_it(tmp_path):
+    """With torch loaded the entry point skips the interpreter's teardown: the exit code is main()'s,
+    the exit handlers ran, everything printed (buffered, to a pipe) came out, the file was written."""
+    prelude = ("import atexit, torch\n"
+               f"atexit.register(lambda: open({str(tmp_path / 'handler-ran')!r}, 'w').write('yes'))\n"
+               "print('printed before main', end='')")
+    proc = _run_entry(tmp_path, prelude, ["schema", "-o", "schema.json"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("printed before main") and (tmp_path / "handler-ran").read_text() == "yes"
+    assert json.loads((tmp_path / "schema.json").read_text())["title"]
+    bad = _run_entry(tmp_path, "import torch", ["gate", str(tmp_path / "missing")])
+    assert bad.returncode == 2 and "error" in bad.stderr
+
+
+def test_a_live_non_daemon_thread_gets_pythons_normal_exit(tmp_path):
+    """Python waits for non-daemon threads at exit; so does the command: the thread's work is done."""
+    prelude = ("import threading, time, torch\n"
+               "def late():\n"
+               "    time.sleep(0.5)\n"
+               f"    open({str(tmp_path / 'thread-done')!r}, 'w').write('yes')\n"
+               "threading.Thread(target=late).start()")
+    proc = _run_entry(tmp_path, prelude, ["schema", "-o", "schema.json"])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "thread-done").read_text() == "yes"

@@ -103,6 +103,26 @@ class TransformersBackend(Capabilities):
         """
         return self._in_eval_mode(self._reference_nll, examples, batch_size, max_len, chunk_bytes)
 
+    def batch_tokens(self, examples: Sequence[Example], gen: GenerationSpec, term: str,
+                     max_len: int = 4096) -> int:
+        """The padded tokens (rows × longest row) of the largest batch that `generate` (term
+        "generation") or `reference_nll` at `gen.batch_size` ("scoring") runs on these examples:
+        what the grading probe plans its one counted batch by (harness.memory.grading_phase)."""
+        if term == "generation":
+            lengths = [len(p) for p in self._prompts(examples)]
+            if gen.engine == "continuous":
+                return sum(lengths)
+        else:
+            lengths = [len(r.input_ids) for r in self._conversations(examples, max_len)]
+        return max(_batches(lengths, gen.batch_size)[1], default=0)
+
+    def _prompts(self, examples: Sequence[Example]) -> list[list[int]]:
+        return [self._once(("prompt", ex.prompt_messages), prompt_ids, ex.prompt_messages) for ex in examples]
+
+    def _conversations(self, examples: Sequence[Example], max_len: int) -> list:
+        return [self._once(("conversation", max_len, ex.messages), tokenize_conversation, ex.messages, max_len)
+                for ex in examples]
+
     def _once(self, key: tuple, tokenize, *args):
         """`tokenize(self.tokenizer, *args)`, computed once per distinct `key` (messages are lists of
         dicts: keyed by their JSON)."""
@@ -126,8 +146,7 @@ class TransformersBackend(Capabilities):
     @torch.inference_mode()
     def _generate(self, examples: Sequence[Example], gen: GenerationSpec,
                   on_items: Optional[Callable[[int], None]]) -> list[Generation]:
-        prompts = [self._once(("prompt", ex.prompt_messages), prompt_ids, ex.prompt_messages) for ex in examples]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        prompts = self._prompts(examples)
         out: list[Optional[Generation]] = [None] * len(prompts)
         pad = self.tokenizer.pad_token_id
         if gen.engine == "continuous":   # transformers' paged continuous batching (see its module)
@@ -136,8 +155,7 @@ class TransformersBackend(Capabilities):
             if on_items:   # the engine schedules the whole set at once: done when it returns
                 on_items(len(new_ids))
             return [self._finish(ids, len(p)) for ids, p in zip(new_ids, prompts)]
-        batches = [order[start : start + gen.batch_size] for start in range(0, len(order), gen.batch_size)]
-        sizes = [len(idx) * max(len(prompts[i]) for i in idx) for idx in batches]
+        batches, sizes = _batches([len(p) for p in prompts], gen.batch_size)
         rep = representative_batch(sizes)
         for k, idx in enumerate(batches):
             with measured_batch(sizes[k] if k == rep else None):
@@ -173,19 +191,16 @@ class TransformersBackend(Capabilities):
     @torch.inference_mode()
     def _reference_nll(self, examples: Sequence[Example], batch_size: int, max_len: int,
                        chunk_bytes: int) -> list[tuple[float, int]]:
-        rows = [self._once(("conversation", max_len, ex.messages), tokenize_conversation, ex.messages, max_len)
-                for ex in examples]
+        rows = self._conversations(examples, max_len)
         # score only the last assistant turn: that is the graded reference
         labels_all = []
         for r in rows:
             labels = [IGNORE_INDEX] * r.prompt_len + r.labels[r.prompt_len:]
             labels_all.append(labels)
         out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
         pad = self.tokenizer.pad_token_id
         parts = lm_parts(self.model)
-        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        sizes = [len(idx) * max(len(rows[i].input_ids) for i in idx) for idx in batches]
+        batches, sizes = _batches([len(r.input_ids) for r in rows], batch_size)
         rep = representative_batch(sizes)
         for k, idx in enumerate(batches):
             width = max(len(rows[i].input_ids) for i in idx)
@@ -203,3 +218,11 @@ class TransformersBackend(Capabilities):
             for row, i in enumerate(idx):
                 out[i] = (float(sums[row]), int(counts[row]))
         return out
+
+
+def _batches(lengths: list[int], batch_size: int) -> tuple[list[list[int]], list[int]]:
+    """Indices sorted by length (little padding in a batch), cut into batches of `batch_size`, and
+    each batch's padded tokens (rows × its longest row)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return batches, [len(idx) * max(lengths[i] for i in idx) for idx in batches]

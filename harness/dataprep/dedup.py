@@ -14,7 +14,6 @@ import re
 from typing import Iterable, Optional
 
 import numpy as np
-import pandas as pd
 import xxhash
 
 from harness.dataprep.normalise import key_text
@@ -24,6 +23,8 @@ WORD = re.compile(r"\w+")
 
 def first_occurrence(keys: np.ndarray) -> np.ndarray:
     """Boolean mask: True where a key appears for the first time."""
+    import pandas as pd   # here: the audits of every grading import this module, few of them build data
+
     if len(keys) == 0:
         return np.zeros(0, dtype=bool)
     halves = np.frombuffer(keys.tobytes(), dtype="<u8").reshape(len(keys), -1)

@@ -157,6 +157,7 @@ class GradingProbe:
         self.peaks: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.batch_tokens: dict[str, int] = {}   # one_batch: the padded tokens of each term's measured batch
+        self.planned: dict[str, int] = {}        # one_batch: the grading's largest batch per term, when known
         self.nvml_used: Optional[int] = None
         self._cpu = _LiveTensorBytes() if (device == "cpu" and measure) else None
 
@@ -212,8 +213,9 @@ class GradingProbe:
         self.peaks[name] = max(self.peaks.get(name, 0), int(counter.peak - base))
 
     def _one_batch(self, name: str, size: int):
-        """The representative batch of a term: counted unless a batch as large was measured already."""
-        if size <= self.batch_tokens.get(name, -1):
+        """The representative batch of a term: counted unless a batch as large was measured already,
+        or a larger one is still to come in this grading (`planned`, from every task's batches)."""
+        if size <= self.batch_tokens.get(name, -1) or size < self.planned.get(name, 0):
             return contextlib.nullcontext()
         self.batch_tokens[name] = size
         self.peaks.pop(name, None)   # the larger batch's peak replaces the smaller one's
@@ -265,6 +267,19 @@ class _MeasuredBackend:
 
     def __getattr__(self, name):
         return getattr(self._backend, name)
+
+    def plan_measurement(self, work) -> None:
+        """`work`: (examples, generation spec at its batch size, generates?, scores?) per task about
+        to be graded. On CPU the probe then counts only the grading's largest batch of each term
+        (several tasks would otherwise each count a representative batch larger than the last);
+        a backend that cannot say its batches (`batch_tokens`) keeps the per-task rule."""
+        sizes = getattr(self._backend, "batch_tokens", None)
+        if sizes is None or not self._probe.one_batch or self._probe._cpu is None:
+            return
+        for term, index in (("generation", 2), ("scoring", 3)):
+            largest = max((sizes(w[0], w[1], term) for w in work if w[index]), default=None)
+            if largest is not None:
+                self._probe.planned[term] = largest
 
     def generate(self, examples, gen, on_items=None):
         with self._probe.term("generation"):
