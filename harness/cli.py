@@ -587,7 +587,5 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) if "\n" in text else text
 
 
-if __name__ == "__main__":
-    from harness.__main__ import run
-
-    run()
+if __name__ == "__main__":   # `python -m harness` and the `harness` command go through harness/__main__.py
+    sys.exit(main())

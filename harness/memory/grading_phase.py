@@ -11,14 +11,16 @@
   - CUDA: `torch.cuda.reset_peak_memory_stats()` at the start of each term, then
     `max_memory_allocated() - memory_allocated()` at its start; NVML's used memory after it
     (the run's own peaks before the reset are carried, see probes.CUDA_PEAKS_BEFORE_RESET);
-  - CPU: every tensor an op returns is seen by a TorchDispatchMode (composite ops decomposed into
-    the ops that allocate); each new storage (not a view of an input) adds its
-    bytes to a live count until Python frees it (a weakref finalizer), and the term's peak is the
+  - CPU: every tensor an op returns is seen by a TorchDispatchMode (composite ops with
+    intermediates decomposed into the ops that allocate; those that allocate only their outputs
+    run whole, `_WHOLE_OPS`); each new storage (not one of the op's inputs') adds its bytes to a
+    live count until Python frees it (a weak reference's callback), and the term's peak is the
     highest live count. It counts tensor storages only (not the allocator's or the libraries'
-    own scratch memory): the same things the estimate counts. Counting costs several times the
+    own scratch memory): the same things the estimate counts. Counting costs about twice the
     batch's own time, so grading counts only each term's representative batch (the most padded
-    tokens, the batch the estimate describes; harness.backends.base.MEASURE_BATCH), and the other
-    batches run uncounted: the figure is the same, the cost one batch's.
+    tokens over the whole grading, the batch the estimate describes: `plan_measurement`,
+    harness.backends.base.MEASURE_BATCH), and the other batches run uncounted: the figure is the
+    same, the cost one batch's.
 """
 from __future__ import annotations
 
@@ -251,10 +253,10 @@ class GradingProbe:
 
 HOW = {"cuda": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus memory_allocated at the "
                "start of the term",
-       "cpu": "peak bytes of live tensor storages created during the term (TorchDispatchMode + weakref finalizers)"}
+       "cpu": "peak bytes of live tensor storages created during the term (TorchDispatchMode + weak references)"}
 
 
-ONE_BATCH = (", in each term's representative batch only (the most padded tokens: rows × longest row, "
+ONE_BATCH = (", in each term's representative batch only (the grading's most padded tokens: rows × longest row, "
              "as the estimate assumes; measured_batch_tokens), the other batches run uncounted")
 
 NOT_MEASURED = ("not measured: on CPU the grading phase is measured at the first graded epoch only (every epoch "
