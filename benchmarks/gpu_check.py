@@ -164,7 +164,7 @@ def section_train_and_grade(plan: CheckPlan, work: Path, models: dict, case: Mod
     run = work / "runs" / _slug(case.name)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "harness", "-q", "train-and-grade", str(suite), "--run-dir", str(run),
-                           "--overwrite", "--no-report"], capture_output=True, text=True, timeout=plan.timeout_s,
+                           "--overwrite", "--no-report", "--measure-memory"], capture_output=True, text=True, timeout=plan.timeout_s,
                           cwd=REPO, env=_env())
     out = {"suite": suite.read_text(), "exit_code": proc.returncode, "seconds": round(time.perf_counter() - t0, 1)}
     if proc.returncode != 0:

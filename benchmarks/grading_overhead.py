@@ -1,10 +1,11 @@
 """The harness's own overhead around the model, as ratios measured in one run (CPU).
 
 1. **generation phase**: `harness grade`'s path for one task (`grade_task` on a fresh
-   TransformersBackend inside `grading_phase`, whose probe counts one representative batch on
-   CPU) against a plain `model.generate` loop over the same batches (the same prompt token ids,
-   sorted by length, left-padded, greedy) — and the former policy (every batch counted) beside
-   it. Rounds are interleaved and medians printed; the outputs of both are compared.
+   TransformersBackend inside `grading_phase`; on CPU the memory is not counted unless asked)
+   against a plain `model.generate` loop over the same batches (the same prompt token ids,
+   sorted by length, left-padded, greedy); beside it `--measure-memory` (the representative batch
+   counted), every batch counted, and the counted batch alone with and without counting (the
+   probe's cost). Rounds are interleaved and medians printed; the outputs are compared.
 2. **start-up**: the wall time of whole processes, `harness --help`, `schema`, `gate`, `report`,
    `data check` of a file, `grade --help`, next to a bare `python -c pass` and `import torch`.
 3. **grading / training** on the default suite (suites/translation.yaml; --quick: a smaller copy):
@@ -92,8 +93,10 @@ def generation_phase(n: int, rounds: int) -> None:
     gen = task.spec.generation
     times: dict[str, list[float]] = {"plain generate loop": [], "harness: generation": [],
                                      "harness: grade_task (+ BLEU, bootstrap)": [],
-                                     "harness: generation, memory not counted": [],
+                                     "harness: generation, --measure-memory": [],
                                      "every batch counted": []}
+    rep_exs = representative_examples(task.examples, prompts, gen.batch_size)
+    alone: dict[str, list[float]] = {"counted": [], "uncounted": []}
     same = None
     plain_generate(model, tok, prompts[:gen.batch_size], gen.batch_size, gen.max_new_tokens, eot)   # warm-up
     for r in range(rounds):
@@ -102,22 +105,28 @@ def generation_phase(n: int, rounds: int) -> None:
         times["plain generate loop"].append(time.perf_counter() - t0)
 
         t0 = time.perf_counter()
-        with M.grading_phase("cpu") as probe:     # what `harness grade` runs: a fresh backend, the probe
-            record, rows = grade_task(probe.wrap(TransformersBackend(model, tok, device="cpu")), task,
-                                      suite.bootstrap)
+        with M.grading_phase("cpu", measure=False) as off:   # what `harness grade` runs on CPU: a fresh backend
+            record, rows = grade_task(off.wrap(TransformersBackend(model, tok, device="cpu")), task, suite.bootstrap)
         times["harness: grade_task (+ BLEU, bootstrap)"].append(time.perf_counter() - t0)
-        times["harness: generation"].append(probe.seconds["generation"])
+        times["harness: generation"].append(off.seconds["generation"])
         same = sum(a == row["output"] for a, row in zip(plain, rows))
 
-        with M.grading_phase("cpu", measure=False) as off:   # the same path, the probe not counting
-            off.wrap(TransformersBackend(model, tok, device="cpu")).generate(task.examples, gen)
-        times["harness: generation, memory not counted"].append(off.seconds["generation"])
+        with M.grading_phase("cpu") as probe:     # --measure-memory: the representative batch counted
+            probe.wrap(TransformersBackend(model, tok, device="cpu")).generate(task.examples, gen)
+        times["harness: generation, --measure-memory"].append(probe.seconds["generation"])
 
         every = M.GradingProbe("cpu")             # the former policy: the whole term counted
         t0 = time.perf_counter()
         with M.grading_phase("cpu", one_batch=False):
             every.wrap(TransformersBackend(model, tok, device="cpu")).generate(task.examples, gen)
         times["every batch counted"].append(time.perf_counter() - t0)
+
+        backend = TransformersBackend(model, tok, device="cpu")   # the counted batch alone, with and without
+        backend.generate(rep_exs, gen)
+        for name, measure in (("uncounted", False), ("counted", True)):
+            with M.grading_phase("cpu", measure=measure, one_batch=False) as alone_probe:
+                alone_probe.wrap(backend).generate(rep_exs, gen)
+            alone[name].append(alone_probe.seconds["generation"])
         print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
     base = median(times["plain generate loop"])
     print(f"\n1. generation phase: {n} en→fr items, batch {gen.batch_size}, max_new_tokens {gen.max_new_tokens}, "
@@ -125,12 +134,22 @@ def generation_phase(n: int, rounds: int) -> None:
     print(f"   {'':42} {'seconds':>8} {'× plain loop':>13}")
     for k, v in times.items():
         print(f"   {k:42} {median(v):8.2f} {median(v) / base:13.2f}")
-    counted, uncounted = median(times["harness: generation"]), median(times["harness: generation, memory not counted"])
-    print(f"   memory probe (one batch counted): {counted - uncounted:+.2f}s, "
-          f"{(counted - uncounted) / counted:.1%} of the generation phase")
+    extra = median(alone["counted"]) - median(alone["uncounted"])
+    print(f"   --measure-memory: the counted batch ({len(rep_exs)} rows) takes {median(alone['counted']):.2f}s counted, "
+          f"{median(alone['uncounted']):.2f}s not: +{extra:.2f}s, "
+          f"{extra / median(times['harness: generation']):.1%} of the generation phase")
     print(f"   outputs identical to the plain loop: {same}/{n}; generation memory measured: "
           f"{probe.peaks.get('generation')} B on the batch of {probe.batch_tokens.get('generation')} padded tokens; "
           f"BLEU {record['metrics']['bleu']['score']:.3f}")
+
+
+def representative_examples(examples, prompts: list[list[int]], batch: int) -> list:
+    """The batch the probe counts: the sorted batch with the most padded tokens (the later of equals)."""
+    from harness.backends.base import representative_batch
+    from harness.backends.transformers_backend import _batches
+
+    batches, sizes = _batches([len(p) for p in prompts], batch)
+    return [examples[i] for i in batches[representative_batch(sizes)]]
 
 
 # --------------------------------------------------------------------------- 2. start-up

@@ -33,6 +33,10 @@ class _ModelArg(argparse.Action):
         setattr(namespace, self.dest, models)
 
 
+MEASURE_MEMORY_HELP = ("count the grading phase's own memory on CPU too: one representative batch per term at the "
+                       "first graded epoch, about twice that batch's time (on CUDA it is measured every epoch regardless)")
+
+
 def _parser() -> argparse.ArgumentParser:
     from harness.backends import BACKENDS   # the backend table: names only, no backend module is imported
 
@@ -55,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--gpu-memory", help="memory budget for the preflight check")
     tg.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     tg.add_argument("--no-report", action="store_true")
+    tg.add_argument("--measure-memory", action="store_true", help=MEASURE_MEMORY_HELP)
     _tracking_args(tg)
 
     gr = sub.add_parser("grade", help="grade checkpoints, adapters or a predictions file without training")
@@ -76,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--run-dir")
     gr.add_argument("--overwrite", action="store_true", help="replace the run already at --run-dir")
     gr.add_argument("--no-report", action="store_true")
+    gr.add_argument("--measure-memory", action="store_true", help=MEASURE_MEMORY_HELP)
     _tracking_args(gr, track_run=True)
 
     pe = sub.add_parser("perf", help="serving stress test of an OpenAI-compatible endpoint with the suite's "
@@ -401,7 +407,7 @@ def train_and_grade(args, out: Output) -> int:
     try:
         results, run = run_training(suite, log=out.log, force=args.force, run_dir=args.run_dir,
                                     gpu_memory=args.gpu_memory, overwrite=args.overwrite, resume=args.resume,
-                                    bars=out.bars, tracking=tracking)
+                                    bars=out.bars, tracking=tracking, measure_memory=args.measure_memory)
         from harness.distributed import processes
 
         if not processes().is_main:   # under accelerate launch: rank 0 prints, gates, reports
@@ -436,7 +442,8 @@ def grade(args, out: Output) -> int:
         results, run = grade_models(suite, models, log=out.log, run_dir=args.run_dir, backend_name=args.backend,
                                     predictions=args.predictions, endpoint=args.endpoint,
                                     allow_partial=args.allow_partial, overwrite=args.overwrite, bars=out.bars,
-                                    tracking=tracking, drift_base=args.drift_base)
+                                    tracking=tracking, drift_base=args.drift_base,
+                                    measure_memory=args.measure_memory)
         return _finish(suite, results, run, args, out)
     finally:
         if tracking is not None:

@@ -74,6 +74,8 @@ class TrainingRun:
     epoch_hooks: list[Callable[[str, dict], None]] = field(default_factory=list)
     # what each model's Trainer reports to (runners.trl_sft.train's `reporting`); None: nothing
     trainer_reporting: Optional[Callable[[], dict]] = None
+    # --measure-memory: the grading phase's memory counted on CPU too (harness.memory.measured_epoch)
+    measure_memory: bool = False
 
 
 def pretraining_audit(suite: Suite, tasks: list[LoadedTask], train_rows, tokenizer=None, tokenized=None) -> dict:
@@ -272,7 +274,8 @@ class TrainingJob:
         # (vLLM's memory is its engine's, not this process's tensors: not measured here)
         device = getattr(by, "device", _device())
         with memory.grading_phase(device, suite.train.precision,
-                                  memory.measured_epoch(device, epoch) and not self.vllm) as probe:
+                                  memory.measured_epoch(device, epoch, self.ctx.measure_memory)
+                                  and not self.vllm) as probe:
             er = grade_epoch(probe.wrap(by), self.tasks, suite.bootstrap, self.run, self.spec.name, epoch, step,
                              bars=self.bars)
             if self.drift is not None and self.procs.is_main:   # teacher-forced, against epoch 0's capture

@@ -153,14 +153,15 @@ def _diagnose(record: dict, run: RunDir, suite: Suite, drift_base: Optional[dict
 def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir: Optional[str] = None,
                     gpu_memory: Optional[str] = None, overwrite: bool = False,
                     resume: Optional[str] = None, bars: Progress = OFF,
-                    epoch_callbacks: tuple = (), tracking: Optional[TrackingSession] = None
-                    ) -> tuple[dict, RunDir]:
+                    epoch_callbacks: tuple = (), tracking: Optional[TrackingSession] = None,
+                    measure_memory: bool = False) -> tuple[dict, RunDir]:
     """Train every model of the suite, grading each epoch. `resume`: an interrupted run directory
     to continue (harness/resume.py); its finished models are kept as they are. `bars`: progress
     of the training steps and graded items (harness/progress.py). `epoch_callbacks`: see
     epoch_loop.TrainingRun (a sweep reports each graded epoch to its trial through one).
     `tracking`: the experiment trackers' session, started here on rank 0 (the caller closes it
-    after the report)."""
+    after the report). `measure_memory`: count the grading phase's memory on CPU too
+    (harness.memory.measured_epoch; on CUDA it is always measured)."""
     from harness import resume as resuming
     from harness.distributed import processes
 
@@ -188,7 +189,7 @@ def train_and_grade(suite: Suite, log: Log = print, force: bool = False, run_dir
     ctx = TrainingRun(suite=suite, run=run, results=results, save=save, tasks=tasks, train_rows=train_rows,
                       probe_items=probe_items,
                       gpu_memory=gpu_memory or suite.memory.gpu_memory, force=force, procs=procs, log=log, bars=bars,
-                      epoch_callbacks=tuple(epoch_callbacks))
+                      epoch_callbacks=tuple(epoch_callbacks), measure_memory=measure_memory)
     if tracking is not None and procs.is_main:
         tracking.start(run, results, save, several_models=len(suite.models) > 1)
         ctx.epoch_hooks.append(tracking.log_epoch)
@@ -253,11 +254,12 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                  backend_name: str = "transformers", predictions: Optional[Path] = None,
                  endpoint: Optional[str] = None, allow_partial: bool = False,
                  overwrite: bool = False, bars: Progress = OFF, drift_base: Optional[str] = None,
-                 tracking: Optional[TrackingSession] = None) -> tuple[dict, RunDir]:
+                 tracking: Optional[TrackingSession] = None, measure_memory: bool = False) -> tuple[dict, RunDir]:
     """Grade models (or a predictions file) without training: each becomes one 'epoch 0' record.
     `drift_base`: the model (name or path) every other model's drift is measured against.
     `tracking`: each record is logged at the global step its checkpoint was saved at (0 when it
-    is not a run's checkpoint); the caller closes the session."""
+    is not a run's checkpoint); the caller closes the session. `measure_memory`: count the grading
+    phase's memory on CPU too (on CUDA it is always measured)."""
     from harness.drift.measure import GradedDrift
 
     plan_run_dir(suite, run_dir, overwrite)
@@ -303,7 +305,7 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
                 backend = cls.from_spec(spec, path)
             record = model_record(spec.name, spec.path, spec.adapter, parameters=getattr(backend, "parameters", None))
             results["models"].append(record)
-            er = _grade_checkpoint(suite, spec, path, backend, cls, tasks, run, log, bars, train_rows)
+            er = _grade_checkpoint(suite, spec, path, backend, cls, tasks, run, log, bars, train_rows, measure_memory)
             if drift:
                 er["drift"] = drift.measure(spec, backend, run, tasks)
             record["epochs"].append(er)
@@ -323,7 +325,7 @@ def grade_models(suite: Suite, models: list[ModelSpec], log: Log = print, run_di
 
 def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend_type: type,
                       tasks: list[LoadedTask], run: RunDir, log: Log, bars: Progress = OFF,
-                      train_rows: Optional[list] = None) -> dict:
+                      train_rows: Optional[list] = None, measure_memory: bool = False) -> dict:
     """One model graded as epoch 0: the auto grading batch chosen for it, its grading peak measured
     (transformers backend; a server's memory is not ours to measure). The batch's estimate counts
     the rows already loaded (`train_rows`: empty or None, not loaded)."""
@@ -337,7 +339,8 @@ def _grade_checkpoint(suite: Suite, spec: ModelSpec, path: str, backend, backend
                                       shared=memory.SharedPlan(suite, spec, path, backend.tokenizer, backend.device,
                                                                loaded))
     log(f"grading batch {grading['batch']} ({grading['why']})")
-    with memory.grading_phase(backend.device) as probe:
+    measured = memory.measured_epoch(backend.device, 0, measure_memory)
+    with memory.grading_phase(backend.device, measure=measured) as probe:
         er = grade_epoch(probe.wrap(backend), with_grading_batch(tasks, grading["batch"]), suite.bootstrap, run,
                          spec.name, 0, progress=log if bars.mode == "off" else None, bars=bars)
     er["grading_memory"] = probe.record(grading)

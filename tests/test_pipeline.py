@@ -52,7 +52,8 @@ def trained_run(tiny_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     log = io.StringIO()   # not a terminal: progress comes as plain lines, as in a CI log
     results, run = train_and_grade(_suite(tiny_model_dir, tmp), log=lambda m: None, run_dir=str(tmp / "run"),
-                                   bars=Progress.for_console(Console(file=log, width=200), quiet=False))
+                                   bars=Progress.for_console(Console(file=log, width=200), quiet=False),
+                                   measure_memory=True)
     (tmp / "progress.log").write_text(log.getvalue(), encoding="utf-8")   # beside the run, for the test below
     return results, run
 
@@ -258,7 +259,13 @@ tasks:
     generation: {max_new_tokens: 8}
 """)
     assert suite.tasks[0].generation.batch_size == "auto"
-    results, _ = grade_models(suite, suite.models, log=lambda m: None, run_dir=str(tmp_path / "g"))
+    results, _ = grade_models(suite, suite.models, log=lambda m: None, run_dir=str(tmp_path / "g"), measure_memory=True)
     epoch = results["models"][0]["epochs"][0]
     assert epoch["tasks"]["en-fr"]["batch_size"] == 12            # CPU: the bound 32, capped by the 12 rows
     assert epoch["grading_memory"]["batch_size_auto"] is True and epoch["grading_memory"]["measured"]["generation"] > 0
+    # without --measure-memory a CPU grading counts nothing (the estimate is kept), and says how to ask
+    results, _ = grade_models(suite, suite.models, log=lambda m: None, run_dir=str(tmp_path / "g2"))
+    plain = results["models"][0]["epochs"][0]
+    assert plain["grading_memory"]["measured"] == {"generation": None, "scoring": None}
+    assert plain["grading_memory"]["estimate"]["generation"] > 0 and "--measure-memory" in plain["grading_memory"]["how"]
+    assert plain["tasks"]["en-fr"]["metrics"] == epoch["tasks"]["en-fr"]["metrics"]

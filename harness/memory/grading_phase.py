@@ -7,7 +7,8 @@
 * no autograd (`torch.inference_mode`), the training's autocast (bf16/fp16 mixed precision), and
   what grading allocated freed before training resumes (on CUDA: `gc.collect`, `torch.cuda.empty_cache`);
 * its peak, per term (generation, scoring), on top of what was allocated when it began (every
-  epoch on CUDA; on CPU, where counting costs time, the first graded epoch: `measured_epoch`):
+  epoch on CUDA; on CPU, where counting costs time, the first graded epoch with --measure-memory:
+  `measured_epoch`):
   - CUDA: `torch.cuda.reset_peak_memory_stats()` at the start of each term, then
     `max_memory_allocated() - memory_allocated()` at its start; NVML's used memory after it
     (the run's own peaks before the reset are carried, see probes.CUDA_PEAKS_BEFORE_RESET);
@@ -259,8 +260,9 @@ HOW = {"cuda": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, m
 ONE_BATCH = (", in each term's representative batch only (the grading's most padded tokens: rows × longest row, "
              "as the estimate assumes; measured_batch_tokens), the other batches run uncounted")
 
-NOT_MEASURED = ("not measured: on CPU the grading phase is measured at the first graded epoch only (every epoch "
-                "grades the same items at the same batch; counting tensors slows CPU grading)")
+NOT_MEASURED = ("not measured: on CPU the grading phase is measured only with --measure-memory, and then at the "
+                "first graded epoch (every epoch grades the same items at the same batch; counting tensors "
+                "slows CPU grading)")
 
 
 class _MeasuredBackend:
@@ -292,9 +294,11 @@ class _MeasuredBackend:
             return self._backend.reference_nll(examples, batch_size, *args, **kwargs)
 
 
-def measured_epoch(device: str, epoch: int) -> bool:
-    """Whether an epoch's grading is measured: every epoch on CUDA (free), the first on CPU (costly)."""
-    return device == "cuda" or epoch == 0
+def measured_epoch(device: str, epoch: int, asked: bool = False) -> bool:
+    """Whether an epoch's grading is measured: every epoch on CUDA (free); on CPU, where counting
+    tensors costs about twice the counted batch's time (5-8% of a grading), only when asked
+    (`--measure-memory`), and then the first graded epoch (every epoch grades the same batches)."""
+    return device == "cuda" or (asked and epoch == 0)
 
 
 @contextlib.contextmanager
