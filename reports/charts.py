@@ -83,8 +83,8 @@ def _fit_margins(fig: Figure) -> None:
         sizes = [renderer.get_text_width_height_descent(t, prop, ismath=False)[:2] for t in texts if t]
         return (max(w for w, _ in sizes), max(h for _, h in sizes)) if sizes else (0.0, 0.0)
 
-    def extent(axis, labels: bool = True) -> float:   # pixels from the spine to the axis label's far edge
-        ticks = axis.get_major_formatter().format_ticks(axis.get_majorticklocs()) if labels else []
+    def extent(axis) -> float:   # pixels from the spine to the axis label's far edge
+        ticks = axis.get_major_formatter().format_ticks(axis.get_majorticklocs())
         size = matplotlib.rcParams["xtick.labelsize" if axis.axis_name == "x" else "ytick.labelsize"]
         w, h = text_size(ticks, size)
         label = text_size([axis.get_label_text()], matplotlib.rcParams["axes.labelsize"])[1]
@@ -157,13 +157,18 @@ class ChartBatch:
     def draw(self) -> None:
         todo = [c for c in self.charts if c.svg is None]
         workers = min(len(todo), _cpus())
+        svgs = None
         if workers > 1 and len(todo) >= self.PARALLEL_FROM and _fork_is_safe():
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures.process import BrokenProcessPool
 
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                svgs = list(pool.map(_draw, [(c.fn, c.args) for c in todo]))
-        else:
+            try:
+                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    svgs = list(pool.map(_draw, [(c.fn, c.args) for c in todo]))
+            except (OSError, BrokenProcessPool):   # no process to spare (a container's limit): drawn here
+                svgs = None
+        if svgs is None:
             svgs = [_draw((c.fn, c.args)) for c in todo]
         for chart, svg in zip(todo, svgs):
             chart.svg = svg

@@ -517,3 +517,24 @@ def test_charts_drawn_in_worker_processes_are_the_serial_charts(tmp_path, monkey
     (count, forked), = eval(proc.stdout.split("\n")[0].rsplit(" ", 1)[0])
     assert forked and count >= ChartBatch.PARALLEL_FROM
     assert (tmp_path / "forked.html").read_bytes() == (tmp_path / "serial.html").read_bytes()
+
+
+def test_a_chart_batch_that_cannot_start_workers_draws_its_charts_here(monkeypatch):
+    """A container that refuses another process (fork → OSError) still gets every chart, drawn serially."""
+    import concurrent.futures
+
+    from reports import charts
+    from reports.collect import Curve
+
+    def refuse(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    curve = Curve("model", [0, 1, 2], [1.0, 2.0, 1.5], [None] * 3, [None] * 3, 1, None)
+    expected = [charts.metric_chart("en-fr", m, True, [curve], f"m{k}-") for k, m in enumerate("abcde")]
+    monkeypatch.setattr(charts, "_fork_is_safe", lambda: True)
+    monkeypatch.setattr(charts, "_cpus", lambda: 2)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    batch = charts.ChartBatch()
+    drawn = [batch.add(charts.metric_chart, "en-fr", m, True, [curve], f"m{k}-") for k, m in enumerate("abcde")]
+    batch.draw()
+    assert [c.__html__() for c in drawn] == expected and all(drawn)

@@ -37,12 +37,13 @@ from harness.memory.probes import CUDA_PEAKS_BEFORE_RESET
 TERMS = ("generation", "scoring")
 
 
-# Composite ops run whole, not decomposed: their C++ kernels allocate nothing but their outputs,
-# or (linear, matmul) a contiguous copy of an input that is not contiguous, which is added to the
-# peak as a transient. Decomposing them in Python (linear → matmul → mm, `to` → `_to_copy`) was
-# over half of the counting's cost, and gave the same peaks.
+# Composite ops run whole, not decomposed: their C++ kernels allocate nothing but their outputs.
+# Decomposing them in Python (linear → matmul → mm, `to` → `_to_copy`) was over half of the
+# counting's cost, and gave the same peaks. linear and matmul only while their inputs are
+# contiguous: a strided input may be copied on the way (matmul's folding or its batched path),
+# which their decomposition shows.
 _WHOLE_OPS = ("to", "linear", "matmul", "reshape", "contiguous", "flatten", "type_as", "view_as", "expand_as")
-_COPY_INPUT_OPS = ("linear", "matmul")
+_WHOLE_IF_CONTIGUOUS = ("linear", "matmul")
 DECOMPOSE, COUNT, NOTHING_NEW = range(3)
 
 
@@ -59,7 +60,7 @@ class _LiveTensorBytes:
         kinds: dict = {}                     # op → what its outputs are (_kind), decided once per op
         tensor = torch.Tensor
         whole = {getattr(torch.ops.aten, name) for name in _WHOLE_OPS}
-        copies_input = {getattr(torch.ops.aten, name) for name in _COPY_INPUT_OPS}
+        if_contiguous = {getattr(torch.ops.aten, name) for name in _WHOLE_IF_CONTIGUOUS}
 
         def ptrs(args) -> set:
             """Storages of an op's tensor arguments (tensors and lists of tensors): its outputs
@@ -80,7 +81,8 @@ class _LiveTensorBytes:
                     kind = kinds[func] = _kind(torch, func, whole)
                 # Under inference mode composite ops (cross_entropy, softmax...) arrive whole: decompose
                 # them (as torch's FlopCounterMode does) so that their intermediates are counted too.
-                if kind == DECOMPOSE:
+                if kind == DECOMPOSE or (func.overloadpacket in if_contiguous and any(
+                        isinstance(a, tensor) and not a.is_contiguous() for a in args)):
                     with self:
                         out = func.decompose(*args, **kwargs)
                     if out is not NotImplemented:
@@ -88,10 +90,6 @@ class _LiveTensorBytes:
                     kind = kinds[func] = _kind(torch, func, whole, decomposes=False)
                 if kind == NOTHING_NEW:
                     return func(*args, **kwargs)
-                if func.overloadpacket in copies_input:   # the copy a non-contiguous input is folded through
-                    extra = sum(a.untyped_storage().nbytes() for a in args
-                                if isinstance(a, tensor) and not a.is_contiguous())
-                    counter.peak = max(counter.peak, counter.live + extra)
                 out = func(*args, **kwargs)
                 inputs = None
                 for t in (out,) if isinstance(out, tensor) else out if isinstance(out, (list, tuple)) else ():
