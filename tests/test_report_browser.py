@@ -143,7 +143,14 @@ Array.from(document.querySelectorAll('figure.chart')).map(function (f) {
   if (!svg) { return f.getAttribute('data-chart') + ': no svg'; }
   var box = svg.getBoundingClientRect();
   if (box.width < 100 || box.height < 60) { return f.getAttribute('data-chart') + ': empty box'; }
-  if (svg.querySelectorAll('path').length < 10) { return f.getAttribute('data-chart') + ': nothing drawn'; }
+  if (svg.querySelectorAll('path, text, image').length < 10) { return f.getAttribute('data-chart') + ': nothing drawn'; }
+  if (!svg.querySelector('text')) { return f.getAttribute('data-chart') + ': no text'; }
+  // text is text (svg.fonttype none): in the browser's own font it must still lie inside the chart
+  var out = Array.from(svg.querySelectorAll('text')).filter(function (t) {
+    var r = t.getBoundingClientRect();
+    return r.width > 0 && (r.left < box.left - 2 || r.right > box.right + 2 || r.top < box.top - 2 || r.bottom > box.bottom + 2);
+  });
+  if (out.length) { return f.getAttribute('data-chart') + ': text outside: ' + out.map(function (t) { return t.textContent; }).join('|'); }
   var broken = Array.from(svg.querySelectorAll('use')).filter(function (u) {
     var ref = (u.getAttribute('xlink:href') || u.getAttribute('href') || '').slice(1);
     return !svg.querySelector('[id="' + ref + '"]');
