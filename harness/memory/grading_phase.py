@@ -294,8 +294,8 @@ class _MeasuredBackend:
 
 def measured_epoch(device: str, epoch: int, asked: bool = False) -> bool:
     """Whether an epoch's grading is measured: every epoch on CUDA (free); on CPU, where counting
-    tensors costs about twice the counted batch's time (5-8% of a grading), only when asked
-    (`--measure-memory`), and then the first graded epoch (every epoch grades the same batches)."""
+    tensors costs about twice the counted batch's time (7-12% of a grading's generation), only
+    when asked (`--measure-memory`), and then the first graded epoch (the same batches every epoch)."""
     return device == "cuda" or (asked and epoch == 0)
 
 
