@@ -162,6 +162,11 @@ class GradingProbe:
         self.nvml_used: Optional[int] = None
         self._cpu = _LiveTensorBytes() if (device == "cpu" and measure) else None
 
+    @property
+    def counts_one_batch(self) -> bool:
+        """Counting tensors (CPU, measuring) the representative batch of each term only."""
+        return self.one_batch and self._cpu is not None
+
     @contextlib.contextmanager
     def term(self, name: str):
         import torch
@@ -171,7 +176,7 @@ class GradingProbe:
             yield
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
             return
-        if self.one_batch and self._cpu is not None:
+        if self.counts_one_batch:
             token = MEASURE_BATCH.set(lambda size: self._one_batch(name, size))
             try:
                 yield
@@ -276,12 +281,13 @@ class _MeasuredBackend:
         (several tasks would otherwise each count a representative batch larger than the last);
         a backend that cannot say its batches (`batch_tokens`) keeps the per-task rule."""
         sizes = getattr(self._backend, "batch_tokens", None)
-        if sizes is None or not self._probe.one_batch or self._probe._cpu is None:
+        if sizes is None or not self._probe.counts_one_batch:
             return
-        for term, index in (("generation", 2), ("scoring", 3)):
-            largest = max((sizes(w[0], w[1], term) for w in work if w[index]), default=None)
-            if largest is not None:
-                self._probe.planned[term] = largest
+        generation = [sizes(examples, gen, "generation") for examples, gen, generates, _ in work if generates]
+        scoring = [sizes(examples, gen, "scoring") for examples, gen, _, scores in work if scores]
+        for term, planned in (("generation", generation), ("scoring", scoring)):
+            if planned:
+                self._probe.planned[term] = max(planned)
 
     def generate(self, examples, gen, on_items=None):
         with self._probe.term("generation"):
